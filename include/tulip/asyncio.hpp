@@ -1,0 +1,13 @@
+// tulip::asyncio: Python's asyncio in C++20. Include this one header.
+//
+//     namespace asyncio = tulip::asyncio;
+//     asyncio::Coro<> main_coro() { co_await asyncio::sleep(100ms); }
+//     int main() { asyncio::run(main_coro()); }
+#pragma once
+
+#include "tulip/asyncio/coro.hpp"
+#include "tulip/asyncio/events.hpp"
+#include "tulip/asyncio/exceptions.hpp"
+#include "tulip/asyncio/futures.hpp"
+#include "tulip/asyncio/runners.hpp"
+#include "tulip/asyncio/tasks.hpp"

@@ -1,0 +1,65 @@
+// The loop's ready queue: a growable ring of callback nodes and task steps.
+//
+// Resuming a task pushes a pointer, never allocates (the ring only grows, to the largest number
+// of simultaneously ready items ever seen).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <utility>
+
+namespace tulip::asyncio::detail {
+
+class HandleNode;
+class TaskCore;
+
+class ReadyQueue {
+public:
+    struct Entry {
+        void* item = nullptr;
+        bool is_task = false;
+        HandleNode* handle() const noexcept { return static_cast<HandleNode*>(item); }
+        TaskCore* task() const noexcept { return static_cast<TaskCore*>(item); }
+    };
+
+    ReadyQueue() = default;
+    ReadyQueue(const ReadyQueue&) = delete;
+    ReadyQueue& operator=(const ReadyQueue&) = delete;
+
+    // The queue takes over one reference that the caller holds on the item.
+    void push_handle(HandleNode* h) { push({h, false}); }
+    void push_task(TaskCore* t) { push({t, true}); }
+
+    std::size_t size() const noexcept { return count_; }
+    bool empty() const noexcept { return count_ == 0; }
+
+    Entry pop() noexcept {
+        Entry e = ring_[head_];
+        head_ = (head_ + 1) & (capacity_ - 1);
+        --count_;
+        return e;
+    }
+
+private:
+    void push(Entry e) {
+        if (count_ == capacity_) grow();
+        ring_[(head_ + count_) & (capacity_ - 1)] = e;
+        ++count_;
+    }
+
+    void grow() {
+        std::size_t new_capacity = capacity_ ? capacity_ * 2 : 256;
+        auto bigger = std::make_unique<Entry[]>(new_capacity);
+        for (std::size_t i = 0; i < count_; ++i) bigger[i] = ring_[(head_ + i) & (capacity_ - 1)];
+        ring_ = std::move(bigger);
+        capacity_ = new_capacity;
+        head_ = 0;
+    }
+
+    std::unique_ptr<Entry[]> ring_;
+    std::size_t capacity_ = 0;  // always a power of two
+    std::size_t head_ = 0;
+    std::size_t count_ = 0;
+};
+
+}  // namespace tulip::asyncio::detail

@@ -1,0 +1,79 @@
+// The type-independent half of a Task: where it resumes, what it waits on, and its cancellation
+// state. The loop's ready queue steps TaskCores; awaiters record themselves here.
+#pragma once
+
+#include <coroutine>
+#include <cstdint>
+#include <string>
+
+namespace tulip::asyncio {
+class EventLoop;
+}
+
+namespace tulip::asyncio::detail {
+
+class FutureStateBase;
+
+// Something a task can be suspended on that Task.cancel() knows how to interrupt: a future, a
+// sleep timer. cancel_wait() arranges for the task to wake up with CancelledError and returns
+// true, or returns false when it is too late (the wait already completed).
+class Waitable {
+public:
+    virtual bool cancel_wait(const std::string& msg) = 0;
+
+protected:
+    ~Waitable() = default;
+};
+
+class TaskCore {
+public:
+    TaskCore() = default;
+    TaskCore(const TaskCore&) = delete;
+    TaskCore& operator=(const TaskCore&) = delete;
+
+    virtual FutureStateBase& future_state() noexcept = 0;
+
+    // Run by the loop: resume the task where it last suspended.
+    void step();
+
+    // Task.cancel(msg) (Python 3.11 semantics, including the cancel counter).
+    bool request_cancel(std::string msg);
+
+    // The loop is closing and the task can never finish: destroy its coroutine frame (breaking
+    // the frame -> awaited future -> waiting task cycle) and report it as destroyed pending.
+    virtual void abandon_pending() noexcept = 0;
+
+    // Where the task resumes next: the innermost suspended coroutine of its chain.
+    std::coroutine_handle<> resume_point;
+    // What the task is suspended on, if that can be cancelled.
+    Waitable* waiting_on = nullptr;
+    // A cancel() that could not interrupt a wait; delivered at the next resumption.
+    bool must_cancel = false;
+    bool started = false;
+    bool registered = false;  // in its loop's live-task list
+    std::string cancel_message;
+    std::uint32_t num_cancels_requested = 0;
+    std::string name;
+
+    // The loop's list of live tasks (all_tasks()).
+    TaskCore* prev_live = nullptr;
+    TaskCore* next_live = nullptr;
+
+protected:
+    ~TaskCore() = default;
+    // A cancel() before the first step: the coroutine never starts and the task ends cancelled.
+    virtual void cancel_before_start() noexcept = 0;
+};
+
+// The task whose coroutine is running on this thread right now, or null.
+TaskCore* current_task_core() noexcept;
+
+// Called by every tulip awaiter that suspends a task: records where to resume and what can be
+// cancelled. Throws RuntimeError when no task is running (co_await outside a task).
+TaskCore& suspend_current_task(std::coroutine_handle<> h, Waitable* waiting_on);
+
+// Called by every tulip awaiter that did suspend, as it resumes: delivers a cancel() that arrived
+// while the task was ready to run but not waiting on anything cancellable.
+void raise_if_cancel_requested();
+
+}  // namespace tulip::asyncio::detail

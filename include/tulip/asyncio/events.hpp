@@ -1,0 +1,338 @@
+// The event loop (Python's asyncio/events.py and base_events.py): EventLoop, Handle,
+// TimerHandle, the exception handler and the policy functions.
+//
+// One loop per thread. Everything here is for the loop's own thread except the three doors
+// named in the design: call_soon_threadsafe, run_coroutine_threadsafe and run_in_executor.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "tulip/asyncio/detail/handle_node.hpp"
+#include "tulip/asyncio/detail/ref.hpp"
+#include "tulip/asyncio/detail/ready_queue.hpp"
+#include "tulip/asyncio/detail/task_core.hpp"
+
+namespace tulip::asyncio {
+
+template <class T>
+class Future;
+template <class T>
+class Task;
+template <class T>
+class Coro;
+
+namespace detail {
+class Backend;
+class IoWatchers;
+class ThreadPool;
+class SignalDispatcher;
+class LoopThreadsafeQueue;
+}  // namespace detail
+
+// A callback scheduled by call_soon(); cancel() stops it from running.
+class Handle {
+public:
+    Handle() = default;
+    explicit Handle(detail::Ref<detail::HandleNode> node) noexcept : node_(std::move(node)) {}
+
+    void cancel() const noexcept {
+        if (node_) node_->cancel();
+    }
+    bool cancelled() const noexcept { return !node_ || node_->cancelled(); }
+    explicit operator bool() const noexcept { return static_cast<bool>(node_); }
+
+    detail::HandleNode* node() const noexcept { return node_.get(); }
+
+private:
+    detail::Ref<detail::HandleNode> node_;
+};
+
+// A callback scheduled by call_later()/call_at().
+class TimerHandle : public Handle {
+public:
+    TimerHandle() = default;
+    using Handle::Handle;
+    // The loop time (seconds, as loop.time()) at which it is scheduled.
+    double when() const noexcept;
+};
+
+// What call_exception_handler() receives: Python's context dict, as a struct.
+struct ExceptionContext {
+    std::string message;
+    std::exception_ptr exception;  // may be null
+    std::optional<Handle> handle;  // the callback that raised, if any
+    std::string future;            // "Task 'name'" / "Future", if one is involved
+};
+
+class EventLoop;
+using ExceptionHandler = std::function<void(EventLoop&, const ExceptionContext&)>;
+
+struct LoopOptions {
+    // "epoll", "io_uring", "poll", "select", or empty for TULIP_BACKEND, then the best available.
+    std::string backend;
+};
+
+// Counters that tests use to prove that nothing was left behind (reliability check 2).
+struct LoopStats {
+    std::size_t ready = 0;           // callbacks and task steps in the ready queue
+    std::size_t timers = 0;          // entries in the timer heap (cancelled ones included)
+    std::size_t cancelled_timers = 0;
+    std::size_t io_watchers = 0;     // add_reader/add_writer registrations
+    std::size_t pending_ops = 0;     // operations the backend still holds
+    std::size_t live_tasks = 0;      // tasks not yet done
+};
+
+class EventLoop {
+public:
+    EventLoop();
+    explicit EventLoop(LoopOptions options);
+    EventLoop(const EventLoop&) = delete;
+    EventLoop& operator=(const EventLoop&) = delete;
+    // Closes the loop if it is not closed yet.
+    ~EventLoop();
+
+    // --- running and stopping -----------------------------------------------------------
+    void run_forever();
+    // Runs until the future (or the task made from the coroutine) is done; returns its result
+    // or rethrows its exception.
+    template <class T>
+    T run_until_complete(Future<T> future);
+    template <class T>
+    T run_until_complete(Coro<T> coro);
+    void stop() noexcept { stopping_ = true; }
+    bool is_running() const noexcept { return running_; }
+    bool is_closed() const noexcept { return closed_; }
+    // Drops everything still scheduled, joins the default executor and releases the backend.
+    // Raises RuntimeError on a running loop; a second call does nothing.
+    void close();
+
+    // --- time -----------------------------------------------------------------------------
+    // The loop's monotonic clock, in seconds.
+    double time() const noexcept;
+    static std::int64_t now_ns() noexcept;
+
+    // --- callbacks ------------------------------------------------------------------------
+    template <class F, class... A>
+    Handle call_soon(F&& fn, A&&... args) {
+        return Handle(schedule_ready(bind(std::forward<F>(fn), std::forward<A>(args)...)));
+    }
+    // The one call_soon that another thread may make: wakes the loop up.
+    template <class F, class... A>
+    Handle call_soon_threadsafe(F&& fn, A&&... args) {
+        return Handle(schedule_threadsafe(bind(std::forward<F>(fn), std::forward<A>(args)...)));
+    }
+    template <class Rep, class Period, class F, class... A>
+    TimerHandle call_later(std::chrono::duration<Rep, Period> delay, F&& fn, A&&... args) {
+        return TimerHandle(schedule_timer(
+            deadline_after(std::chrono::duration_cast<std::chrono::duration<double>>(delay).count()),
+            bind(std::forward<F>(fn), std::forward<A>(args)...)));
+    }
+    // delay in seconds, as Python's call_later(delay, ...)
+    template <class F, class... A>
+    TimerHandle call_later(double delay, F&& fn, A&&... args) {
+        return TimerHandle(
+            schedule_timer(deadline_after(delay), bind(std::forward<F>(fn), std::forward<A>(args)...)));
+    }
+    // when in loop time (seconds), as Python's call_at(when, ...)
+    template <class F, class... A>
+    TimerHandle call_at(double when, F&& fn, A&&... args) {
+        return TimerHandle(
+            schedule_timer(deadline_at(when), bind(std::forward<F>(fn), std::forward<A>(args)...)));
+    }
+
+    // --- futures and tasks ----------------------------------------------------------------
+    template <class T = void>
+    Future<T> create_future();
+    template <class T>
+    Task<T> create_task(Coro<T> coro, std::string name = {});
+
+    // --- errors ---------------------------------------------------------------------------
+    void set_exception_handler(ExceptionHandler handler) { exception_handler_ = std::move(handler); }
+    const ExceptionHandler& get_exception_handler() const noexcept { return exception_handler_; }
+    // Logs the context through the "tulip" spdlog logger.
+    void default_exception_handler(const ExceptionContext& context);
+    // Calls the custom handler (falling back to the default one if it throws) or the default.
+    void call_exception_handler(const ExceptionContext& context) noexcept;
+
+    // --- debug ----------------------------------------------------------------------------
+    bool get_debug() const noexcept { return debug_; }
+    void set_debug(bool enabled) noexcept { debug_ = enabled; }
+    // In debug mode a callback or task step that runs longer than this is logged.
+    double slow_callback_duration = 0.1;
+
+    // --- threads --------------------------------------------------------------------------
+    // Runs fn() on the loop's default thread pool; the returned future gets its result.
+    // Cancelling the future does not stop fn (Python's behaviour too).
+    template <class F>
+    auto run_in_executor(F&& fn) -> Future<std::invoke_result_t<std::decay_t<F>&>>;
+    // Waits for the default executor's threads to finish their work and joins them.
+    void shutdown_default_executor();
+
+    // --- file descriptors -----------------------------------------------------------------
+    // Python's add_reader: fn runs on every iteration in which fd is readable, until
+    // remove_reader(fd). A second add_reader on the same fd replaces the first.
+    template <class F>
+    void add_reader(int fd, F&& fn) {
+        watch_fd(fd, /*write=*/false, detail::make_handle_node(std::forward<F>(fn)));
+    }
+    template <class F>
+    void add_writer(int fd, F&& fn) {
+        watch_fd(fd, /*write=*/true, detail::make_handle_node(std::forward<F>(fn)));
+    }
+    // True if fd was being watched. After close() both return false.
+    bool remove_reader(int fd);
+    bool remove_writer(int fd);
+
+    // --- UNIX signals ---------------------------------------------------------------------
+    // fn runs on the loop (never inside the C signal handler) after sig arrives. Replaces an
+    // earlier handler for sig. One loop at a time may own a given signal.
+    template <class F>
+    void add_signal_handler(int sig, F&& fn) {
+        watch_signal(sig, detail::make_handle_node(std::forward<F>(fn)));
+    }
+    bool remove_signal_handler(int sig);
+
+    // --- introspection --------------------------------------------------------------------
+    // "epoll", "io_uring", "poll" or "select".
+    std::string_view backend_name() const noexcept;
+    LoopStats stats() const noexcept;
+
+    // --- tulip's own machinery ------------------------------------------------------------
+    // Takes a reference on the node and runs it on the next iteration.
+    void schedule_handle(detail::HandleNode& node) {
+        node.add_ref();
+        ready_.push_handle(&node);
+    }
+    // Takes a reference on the task and steps it on the next iteration (no allocation).
+    void schedule_task_step(detail::TaskCore& task);
+    void register_task(detail::TaskCore& task) noexcept;
+    void unregister_task(detail::TaskCore& task) noexcept;
+    detail::TaskCore* first_live_task() const noexcept { return live_tasks_; }
+    void note_timer_cancelled() noexcept { ++cancelled_timers_; }
+    // Runs a job on the default thread pool (creating it on first use).
+    void submit_to_executor(std::function<void()> job);
+    // Raises RuntimeError("Event loop is closed") on a closed loop.
+    void check_closed() const;
+
+private:
+    template <class F, class... A>
+    static auto bind(F&& fn, A&&... args) {
+        if constexpr (sizeof...(A) == 0) {
+            return std::forward<F>(fn);
+        } else {
+            return [fn = std::forward<F>(fn), ... args = std::forward<A>(args)]() mutable {
+                std::invoke(fn, args...);
+            };
+        }
+    }
+    template <class F>
+    detail::Ref<detail::HandleNode> schedule_ready(F&& fn) {
+        check_closed();
+        detail::Ref<detail::HandleNode> node(detail::make_handle_node(std::forward<F>(fn)));
+        node->add_ref();  // the queue's reference
+        ready_.push_handle(node.get());
+        return node;
+    }
+    template <class F>
+    detail::Ref<detail::HandleNode> schedule_threadsafe(F&& fn) {
+        return enqueue_threadsafe(detail::make_handle_node(std::forward<F>(fn)));
+    }
+    template <class F>
+    detail::Ref<detail::HandleNode> schedule_timer(std::int64_t when_ns, F&& fn) {
+        return push_timer(when_ns, detail::make_handle_node(std::forward<F>(fn)));
+    }
+
+    std::int64_t deadline_after(double delay_seconds) const noexcept;
+    std::int64_t deadline_at(double when_seconds) const noexcept;
+    detail::Ref<detail::HandleNode> push_timer(std::int64_t when_ns, detail::HandleNode* node);
+    detail::Ref<detail::HandleNode> enqueue_threadsafe(detail::HandleNode* node);
+    void watch_fd(int fd, bool write, detail::HandleNode* node);
+    void watch_signal(int sig, detail::HandleNode* node);
+
+    void run_once();
+    std::int64_t compute_timeout_ns() const noexcept;
+    void move_due_timers();
+    void drop_cancelled_timers();
+    void run_entry(detail::ReadyQueue::Entry entry);
+    void run_handle(detail::HandleNode& node);
+    void log_if_slow(std::int64_t started_ns, const char* what);
+    void stop_when_done(detail::FutureStateBase& future);
+    void release_everything_scheduled() noexcept;
+    void destroy_pending_tasks() noexcept;
+
+    struct TimerEntry {
+        std::int64_t when_ns;
+        std::uint64_t seq;  // ties keep call order
+        detail::HandleNode* node;
+    };
+    struct TimerLater {
+        bool operator()(const TimerEntry& a, const TimerEntry& b) const noexcept {
+            return a.when_ns != b.when_ns ? a.when_ns > b.when_ns : a.seq > b.seq;
+        }
+    };
+
+    detail::ReadyQueue ready_;
+    std::vector<TimerEntry> timers_;
+    std::uint64_t timer_seq_ = 0;
+    std::size_t cancelled_timers_ = 0;
+    detail::TaskCore* live_tasks_ = nullptr;
+    std::size_t live_task_count_ = 0;
+
+    std::unique_ptr<detail::Backend> backend_;
+    std::unique_ptr<detail::LoopThreadsafeQueue> threadsafe_;
+    std::unique_ptr<detail::IoWatchers> io_;
+    std::unique_ptr<detail::SignalDispatcher> signals_;
+    std::unique_ptr<detail::ThreadPool> executor_;
+
+    ExceptionHandler exception_handler_;
+    bool running_ = false;
+    bool stopping_ = false;
+    bool closed_ = false;
+    bool debug_ = false;
+};
+
+// --- policy functions (Python's asyncio.get_event_loop and friends) -------------------------
+
+// The loop running in this thread; RuntimeError("no running event loop") if none.
+EventLoop& get_running_loop();
+// The running loop, else the loop set for this thread, else a new loop that the policy creates
+// and owns for this thread.
+EventLoop& get_event_loop();
+// Sets (non-owning) or clears the current loop of this thread.
+void set_event_loop(EventLoop* loop);
+std::unique_ptr<EventLoop> new_event_loop();
+
+// Python's AbstractEventLoopPolicy: decides what get_event_loop/new_event_loop return.
+class EventLoopPolicy {
+public:
+    virtual ~EventLoopPolicy() = default;
+    virtual EventLoop& get_event_loop();
+    virtual void set_event_loop(EventLoop* loop);
+    virtual std::unique_ptr<EventLoop> new_event_loop();
+};
+EventLoopPolicy& get_event_loop_policy();
+// Installs a policy (null restores the default one). The policy must outlive its use.
+void set_event_loop_policy(EventLoopPolicy* policy);
+
+namespace detail {
+// The loop running on this thread, or null.
+EventLoop* running_loop() noexcept;
+// True while the loop at this address exists (used by destructors that may outlive it).
+bool loop_is_alive(const EventLoop* loop) noexcept;
+}  // namespace detail
+
+}  // namespace tulip::asyncio
+
+// Template members need Future, Task and Coro.
+#include "tulip/asyncio/tasks.hpp"

@@ -1,0 +1,312 @@
+// Task<T> and create_task (Python's asyncio/tasks.py, the Task half; the functions that
+// combine awaitables are in combinators.hpp).
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tulip/asyncio/coro.hpp"
+#include "tulip/asyncio/events.hpp"
+#include "tulip/asyncio/futures.hpp"
+
+namespace tulip::asyncio {
+
+namespace detail {
+
+// Logs "Task was destroyed but it is pending!" through the loop's exception handler, if the loop
+// still exists.
+void report_pending_task_destroyed(EventLoop* loop, const std::string& name) noexcept;
+
+// Gives a task its default name, "Task-<n>".
+std::string next_task_name();
+
+template <class T>
+class TaskState final : public FutureState<T>, public TaskCore, public CoroOwner {
+public:
+    using Handle = typename Coro<T>::handle_type;
+
+    TaskState(EventLoop& loop, Handle frame, std::string task_name)
+        : FutureState<T>(loop), frame_(frame) {
+        name = task_name.empty() ? next_task_name() : std::move(task_name);
+        resume_point = frame;
+        frame_.promise().set_owner(this);
+        loop.register_task(*this);
+    }
+
+    ~TaskState() override {
+        if (frame_) {
+            // Still pending: the loop dropped it (closed) or nothing will ever wake it.
+            report_pending_task_destroyed(&this->loop(), name);
+            destroy_frame();
+        }
+        if (registered) this->loop().unregister_task(*this);
+    }
+
+    FutureStateBase& future_state() noexcept override { return *this; }
+    bool cancel(std::string msg) override { return request_cancel(std::move(msg)); }
+    bool is_task() const noexcept override { return true; }
+    std::string describe() const override { return "Task '" + name + "'"; }
+
+    void abandon_pending() noexcept override {
+        if (!frame_) return;
+        report_pending_task_destroyed(&this->loop(), name);
+        destroy_frame();
+    }
+
+    void on_coro_finished() noexcept override {
+        auto& promise = frame_.promise();
+        std::exception_ptr error = promise.exception();
+        this->loop().unregister_task(*this);
+        if (error) {
+            complete_with_exception(error);
+        } else if (must_cancel) {
+            // Python: a coroutine that returns after cancel() was requested ends cancelled.
+            must_cancel = false;
+            this->cancel_future(cancel_message);
+        } else if constexpr (std::is_void_v<T>) {
+            this->set_result();
+        } else {
+            this->set_result(promise.take_result());
+        }
+        destroy_frame();
+    }
+
+protected:
+    void cancel_before_start() noexcept override {
+        must_cancel = false;
+        this->loop().unregister_task(*this);
+        destroy_frame();
+        this->cancel_future(cancel_message);
+    }
+
+private:
+    void complete_with_exception(std::exception_ptr error) noexcept {
+        try {
+            std::rethrow_exception(error);
+        } catch (const CancelledError& e) {
+            this->cancel_future(e.message());
+        } catch (...) {
+            this->set_exception(error);
+        }
+    }
+    void destroy_frame() noexcept {
+        Handle f = std::exchange(frame_, {});
+        if (f) f.destroy();
+    }
+
+    Handle frame_;
+};
+
+}  // namespace detail
+
+template <class T = void>
+class Task : public Future<T> {
+public:
+    Task() = default;
+    explicit Task(detail::Ref<detail::TaskState<T>> s) noexcept
+        : Future<T>(detail::Ref<detail::FutureState<T>>(s.get())) {}
+
+    const std::string& get_name() const noexcept { return task().name; }
+    void set_name(std::string name) const { task().name = std::move(name); }
+    // Python 3.11: how many cancel() requests are pending; uncancel() withdraws one.
+    std::uint32_t cancelling() const noexcept { return task().num_cancels_requested; }
+    std::uint32_t uncancel() const noexcept {
+        auto& t = task();
+        if (t.num_cancels_requested > 0) --t.num_cancels_requested;
+        if (t.num_cancels_requested == 0) t.must_cancel = false;
+        return t.num_cancels_requested;
+    }
+
+private:
+    detail::TaskState<T>& task() const noexcept {
+        return static_cast<detail::TaskState<T>&>(*this->state());
+    }
+};
+
+template <class T>
+Task<T> EventLoop::create_task(Coro<T> coro, std::string name) {
+    check_closed();
+    if (!coro.valid()) throw RuntimeError("create_task() needs a coroutine; this Coro is empty");
+    auto* state = new detail::TaskState<T>(*this, coro.release(), std::move(name));
+    detail::Ref<detail::TaskState<T>> ref(state);
+    schedule_task_step(*state);
+    return Task<T>(std::move(ref));
+}
+
+template <class T>
+Future<T> EventLoop::create_future() {
+    return Future<T>(*this);
+}
+
+template <class T>
+T EventLoop::run_until_complete(Future<T> future) {
+    stop_when_done(*future.state());
+    run_forever();
+    if (!future.done()) throw RuntimeError("Event loop stopped before Future completed.");
+    return future.result();
+}
+
+template <class T>
+T EventLoop::run_until_complete(Coro<T> coro) {
+    return run_until_complete(Future<T>(create_task(std::move(coro))));
+}
+
+template <class F>
+auto EventLoop::run_in_executor(F&& fn) -> Future<std::invoke_result_t<std::decay_t<F>&>> {
+    using R = std::invoke_result_t<std::decay_t<F>&>;
+    check_closed();
+    Future<R> future(*this);
+    // The job carries one reference to the state, taken here and dropped on the loop thread.
+    auto* state = future.state();
+    state->add_ref();
+    submit_to_executor([this, state, fn = std::forward<F>(fn)]() mutable {
+        std::exception_ptr error;
+        std::optional<std::conditional_t<std::is_void_v<R>, char, R>> value;
+        try {
+            if constexpr (std::is_void_v<R>) {
+                fn();
+                value.emplace();
+            } else {
+                value.emplace(fn());
+            }
+        } catch (...) {
+            error = std::current_exception();
+        }
+        auto deliver = [state, error, value = std::move(value)]() mutable {
+            auto owned = detail::Ref<detail::FutureState<R>>::adopt(state);
+            if (owned->done()) return;  // cancelled meanwhile
+            if (error) {
+                owned->set_exception(error);
+            } else if constexpr (std::is_void_v<R>) {
+                owned->set_result();
+            } else {
+                owned->set_result(std::move(*value));
+            }
+        };
+        call_soon_threadsafe(std::move(deliver));
+    });
+    return future;
+}
+
+// --- module-level functions ----------------------------------------------------------------
+
+// create_task on the running loop.
+template <class T>
+Task<T> create_task(Coro<T> coro, std::string name = {}) {
+    return get_running_loop().create_task(std::move(coro), std::move(name));
+}
+
+// Python's ensure_future: a Future stays itself, a Coro becomes a Task.
+template <class T>
+Future<T> ensure_future(Future<T> f) {
+    return f;
+}
+template <class T>
+Future<T> ensure_future(Coro<T> coro) {
+    return create_task(std::move(coro));
+}
+
+// The task running now, or an empty optional outside any task. Its type is erased: a
+// TaskRef can be compared, named and cancelled.
+class TaskRef {
+public:
+    TaskRef() = default;
+    explicit TaskRef(detail::TaskCore* core) noexcept
+        : core_(core), state_(core ? &core->future_state() : nullptr) {}
+    bool cancel(std::string msg = {}) const { return core_->request_cancel(std::move(msg)); }
+    bool done() const noexcept { return state_->done(); }
+    bool cancelled() const noexcept { return state_->cancelled(); }
+    const std::string& get_name() const noexcept { return core_->name; }
+    std::uint32_t cancelling() const noexcept { return core_->num_cancels_requested; }
+    std::uint32_t uncancel() const noexcept {
+        if (core_->num_cancels_requested > 0) --core_->num_cancels_requested;
+        if (core_->num_cancels_requested == 0) core_->must_cancel = false;
+        return core_->num_cancels_requested;
+    }
+    explicit operator bool() const noexcept { return core_ != nullptr; }
+    friend bool operator==(const TaskRef& a, const TaskRef& b) noexcept {
+        return a.core_ == b.core_;
+    }
+    template <class T>
+    friend bool operator==(const TaskRef& a, const Task<T>& b) noexcept {
+        return a.state_.get() == b.state();
+    }
+    detail::TaskCore* core() const noexcept { return core_; }
+
+private:
+    detail::TaskCore* core_ = nullptr;
+    detail::Ref<detail::FutureStateBase> state_;  // keeps the task alive
+};
+
+TaskRef current_task();
+// The tasks of the running loop (or of `loop`) that are not done yet.
+std::vector<TaskRef> all_tasks();
+std::vector<TaskRef> all_tasks(EventLoop& loop);
+
+}  // namespace tulip::asyncio
+
+// --- sleep ---------------------------------------------------------------------------------
+
+namespace tulip::asyncio {
+
+// The awaitable that sleep() returns. It allocates no coroutine frame; a non-zero delay costs
+// one timer.
+class SleepAwaiter final : public detail::Waitable {
+public:
+    explicit SleepAwaiter(double seconds) noexcept : seconds_(seconds) {}
+    SleepAwaiter(const SleepAwaiter&) = delete;
+    SleepAwaiter& operator=(const SleepAwaiter&) = delete;
+    // A sleep abandoned mid-way (its task destroyed) must not leave a timer pointing at it.
+    ~SleepAwaiter() { timer_.cancel(); }
+
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) {
+        loop_ = &get_running_loop();
+        if (seconds_ <= 0) {
+            // sleep(0) only yields: like Python's bare `yield`, nothing here to cancel.
+            task_ = &detail::suspend_current_task(h, nullptr);
+            loop_->schedule_task_step(*task_);
+            return;
+        }
+        task_ = &detail::suspend_current_task(h, this);
+        timer_ = loop_->call_later(seconds_, [this] { wake(); });
+    }
+    void await_resume() {
+        if (cancelled_) throw CancelledError(std::move(cancel_message_));
+        detail::raise_if_cancel_requested();
+    }
+
+    bool cancel_wait(const std::string& msg) override {
+        if (woken_) return false;
+        cancelled_ = true;
+        cancel_message_ = msg;
+        timer_.cancel();
+        wake();
+        return true;
+    }
+
+private:
+    void wake() {
+        if (woken_) return;
+        woken_ = true;
+        loop_->schedule_task_step(*task_);
+    }
+
+    double seconds_;
+    EventLoop* loop_ = nullptr;
+    detail::TaskCore* task_ = nullptr;
+    TimerHandle timer_;
+    bool woken_ = false;
+    bool cancelled_ = false;
+    std::string cancel_message_;
+};
+
+// co_await sleep(100ms); sleep(0) yields to the loop once.
+template <class Rep, class Period>
+SleepAwaiter sleep(std::chrono::duration<Rep, Period> delay) {
+    return SleepAwaiter(std::chrono::duration_cast<std::chrono::duration<double>>(delay).count());
+}
+inline SleepAwaiter sleep(double seconds) { return SleepAwaiter(seconds); }
+
+}  // namespace tulip::asyncio

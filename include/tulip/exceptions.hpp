@@ -1,0 +1,61 @@
+// Python's built-in OSError hierarchy, as C++ exceptions.
+//
+// OSError derives from std::system_error and carries errno; the subclasses mirror the ones Python
+// picks for each errno (PEP 3151), so `catch (const tulip::ConnectionResetError&)` reads like
+// `except ConnectionResetError:`.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace tulip {
+
+class OSError : public std::system_error {
+public:
+    // `what` names the failing call and its argument, e.g. "connect 127.0.0.1:9".
+    OSError(int err, const std::string& what);
+    int errno_value() const noexcept { return code().value(); }
+};
+
+#define TULIP_OSERROR_SUBCLASS(Name, Base)                                                        \
+    class Name : public Base {                                                                    \
+    public:                                                                                       \
+        using Base::Base;                                                                         \
+    };
+
+TULIP_OSERROR_SUBCLASS(BlockingIOError, OSError)
+TULIP_OSERROR_SUBCLASS(ChildProcessError, OSError)
+TULIP_OSERROR_SUBCLASS(ConnectionError, OSError)
+TULIP_OSERROR_SUBCLASS(BrokenPipeError, ConnectionError)
+TULIP_OSERROR_SUBCLASS(ConnectionAbortedError, ConnectionError)
+TULIP_OSERROR_SUBCLASS(ConnectionRefusedError, ConnectionError)
+TULIP_OSERROR_SUBCLASS(ConnectionResetError, ConnectionError)
+TULIP_OSERROR_SUBCLASS(FileExistsError, OSError)
+TULIP_OSERROR_SUBCLASS(FileNotFoundError, OSError)
+TULIP_OSERROR_SUBCLASS(InterruptedError, OSError)
+TULIP_OSERROR_SUBCLASS(IsADirectoryError, OSError)
+TULIP_OSERROR_SUBCLASS(NotADirectoryError, OSError)
+TULIP_OSERROR_SUBCLASS(PermissionError, OSError)
+TULIP_OSERROR_SUBCLASS(ProcessLookupError, OSError)
+// Python 3.11 made asyncio.TimeoutError an alias of this one; tulip does the same.
+TULIP_OSERROR_SUBCLASS(TimeoutError, OSError)
+
+#undef TULIP_OSERROR_SUBCLASS
+
+// Python's RuntimeError: misuse of an object in its current state (a closed loop, a second
+// running loop in one thread, ...).
+class RuntimeError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// Throws the OSError subclass that Python would raise for `err`, with the message
+// "<what>: <strerror(err)>".
+[[noreturn]] void raise_os_error(int err, const std::string& what);
+
+// raise_os_error(errno, what) for a syscall that returned -1.
+[[noreturn]] void raise_last_os_error(const std::string& what);
+
+}  // namespace tulip

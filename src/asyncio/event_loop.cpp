@@ -1,0 +1,416 @@
+// EventLoop: the iteration (Python's BaseEventLoop._run_once), timers, the cross-thread door,
+// closing, and the exception handler.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <mutex>
+#include <unordered_set>
+
+#include "../backend/backend.hpp"
+#include "../log.hpp"
+#include "io_watchers.hpp"
+#include "signals.hpp"
+#include "thread_pool.hpp"
+#include "threadsafe_queue.hpp"
+#include "tulip/asyncio/events.hpp"
+
+namespace tulip::asyncio {
+
+namespace detail {
+namespace {
+
+thread_local EventLoop* t_running_loop = nullptr;
+
+// Loops that exist, so that a future outliving its loop does not report to a dead one.
+std::mutex g_live_loops_mutex;
+std::unordered_set<const EventLoop*>& live_loops() {
+    static std::unordered_set<const EventLoop*> loops;
+    return loops;
+}
+
+// Python compacts the timer heap when more than half of at least 100 timers are cancelled.
+constexpr std::size_t kMinTimersForCompaction = 100;
+
+// Deadlines are clamped here so that huge delays cannot overflow (reliability check 21).
+constexpr std::int64_t kFarFuture = std::numeric_limits<std::int64_t>::max() / 2;
+
+std::string describe_exception(const std::exception_ptr& e) {
+    if (!e) return {};
+    try {
+        std::rethrow_exception(e);
+    } catch (const CancelledError& c) {
+        return "CancelledError(" + c.message() + ")";
+    } catch (const std::exception& x) {
+        return x.what();
+    } catch (...) {
+        return "unknown exception";
+    }
+}
+
+}  // namespace
+
+EventLoop* running_loop() noexcept { return t_running_loop; }
+
+bool loop_is_alive(const EventLoop* loop) noexcept {
+    std::lock_guard lock(g_live_loops_mutex);
+    return live_loops().count(loop) != 0;
+}
+
+void note_timer_cancelled(EventLoop& loop) noexcept { loop.note_timer_cancelled(); }
+
+}  // namespace detail
+
+double TimerHandle::when() const noexcept {
+    return node() ? static_cast<double>(node()->when_ns) / 1e9 : 0.0;
+}
+
+EventLoop::EventLoop() : EventLoop(LoopOptions{}) {}
+
+EventLoop::EventLoop(LoopOptions options)
+    : backend_(detail::make_backend(options.backend)),
+      threadsafe_(std::make_unique<detail::LoopThreadsafeQueue>()),
+      io_(std::make_unique<detail::IoWatchers>(*this, *backend_)) {
+    if (const char* env = std::getenv("TULIP_DEBUG"); env && *env && std::string(env) != "0")
+        debug_ = true;
+    std::lock_guard lock(detail::g_live_loops_mutex);
+    detail::live_loops().insert(this);
+}
+
+EventLoop::~EventLoop() {
+    if (running_) {
+        tulip::detail::logger().critical("EventLoop destroyed while running");
+        std::terminate();
+    }
+    close();
+    std::lock_guard lock(detail::g_live_loops_mutex);
+    detail::live_loops().erase(this);
+}
+
+std::int64_t EventLoop::now_ns() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+double EventLoop::time() const noexcept { return static_cast<double>(now_ns()) / 1e9; }
+
+std::int64_t EventLoop::deadline_at(double when_seconds) const noexcept {
+    if (std::isnan(when_seconds)) return detail::kFarFuture;  // never fires; cancel() to drop it
+    double ns = when_seconds * 1e9;
+    if (ns >= static_cast<double>(detail::kFarFuture)) return detail::kFarFuture;
+    if (ns <= 0) return 0;
+    return static_cast<std::int64_t>(std::ceil(ns));
+}
+
+std::int64_t EventLoop::deadline_after(double delay_seconds) const noexcept {
+    if (std::isnan(delay_seconds)) return detail::kFarFuture;
+    double now = static_cast<double>(now_ns());
+    double ns = std::max(0.0, delay_seconds) * 1e9;
+    if (ns >= static_cast<double>(detail::kFarFuture) - now) return detail::kFarFuture;
+    return now_ns() + static_cast<std::int64_t>(std::ceil(ns));
+}
+
+void EventLoop::check_closed() const {
+    if (closed_) throw RuntimeError("Event loop is closed");
+}
+
+// --- scheduling -----------------------------------------------------------------------------
+
+detail::Ref<detail::HandleNode> EventLoop::push_timer(std::int64_t when_ns, detail::HandleNode* node) {
+    detail::Ref<detail::HandleNode> handle(node);
+    check_closed();
+    node->when_ns = when_ns;
+    timers_.push_back({when_ns, timer_seq_++, node});
+    std::push_heap(timers_.begin(), timers_.end(), TimerLater{});
+    node->add_ref();  // the heap's reference
+    node->timer_loop_ = this;
+    return handle;
+}
+
+detail::Ref<detail::HandleNode> EventLoop::enqueue_threadsafe(detail::HandleNode* node) {
+    detail::Ref<detail::HandleNode> handle(node);
+    node->add_ref();  // the queue's reference
+    if (!threadsafe_->push(node)) {
+        node->release();
+        throw RuntimeError("Event loop is closed");
+    }
+    backend_->wakeup();
+    return handle;
+}
+
+void EventLoop::schedule_task_step(detail::TaskCore& task) {
+    task.future_state().add_ref();
+    ready_.push_task(&task);
+}
+
+void EventLoop::register_task(detail::TaskCore& task) noexcept {
+    task.next_live = live_tasks_;
+    if (live_tasks_) live_tasks_->prev_live = &task;
+    live_tasks_ = &task;
+    task.registered = true;
+    ++live_task_count_;
+}
+
+void EventLoop::unregister_task(detail::TaskCore& task) noexcept {
+    if (!task.registered) return;
+    if (task.prev_live) task.prev_live->next_live = task.next_live;
+    else live_tasks_ = task.next_live;
+    if (task.next_live) task.next_live->prev_live = task.prev_live;
+    task.prev_live = task.next_live = nullptr;
+    task.registered = false;
+    --live_task_count_;
+}
+
+void EventLoop::watch_fd(int fd, bool write, detail::HandleNode* node) {
+    detail::Ref<detail::HandleNode> owner(node);  // freed if we throw before handing it on
+    check_closed();
+    io_->watch(fd, write, owner.get());
+}
+
+bool EventLoop::remove_reader(int fd) { return !closed_ && io_->unwatch(fd, false); }
+bool EventLoop::remove_writer(int fd) { return !closed_ && io_->unwatch(fd, true); }
+
+void EventLoop::watch_signal(int sig, detail::HandleNode* node) {
+    detail::Ref<detail::HandleNode> owner(node);
+    check_closed();
+    if (!signals_) signals_ = std::make_unique<detail::SignalDispatcher>(*this, *backend_);
+    signals_->add(sig, owner.get());
+}
+
+bool EventLoop::remove_signal_handler(int sig) {
+    if (!signals_) return false;
+    return signals_->remove(sig);
+}
+
+std::string_view EventLoop::backend_name() const noexcept { return backend_ ? backend_->name() : "closed"; }
+
+LoopStats EventLoop::stats() const noexcept {
+    LoopStats s;
+    s.ready = ready_.size();
+    s.timers = timers_.size();
+    s.cancelled_timers = cancelled_timers_;
+    s.io_watchers = io_ ? io_->size() : 0;
+    s.pending_ops = backend_ ? backend_->pending_ops() : 0;
+    s.live_tasks = live_task_count_;
+    return s;
+}
+
+void EventLoop::submit_to_executor(std::function<void()> job) {
+    check_closed();
+    if (!executor_) executor_ = std::make_unique<detail::ThreadPool>(detail::ThreadPool::default_max_workers());
+    executor_->submit(std::move(job));
+}
+
+void EventLoop::shutdown_default_executor() {
+    if (executor_) executor_->shutdown();
+}
+
+// --- running --------------------------------------------------------------------------------
+
+void EventLoop::run_forever() {
+    check_closed();
+    if (running_) throw RuntimeError("This event loop is already running");
+    if (detail::t_running_loop)
+        throw RuntimeError("Cannot run the event loop while another loop is running");
+    detail::t_running_loop = this;
+    running_ = true;
+    struct Reset {
+        EventLoop& loop;
+        ~Reset() {
+            loop.stopping_ = false;
+            loop.running_ = false;
+            detail::t_running_loop = nullptr;
+        }
+    } reset{*this};
+    for (;;) {
+        run_once();
+        if (stopping_) break;
+    }
+}
+
+void EventLoop::stop_when_done(detail::FutureStateBase& future) {
+    if (future.done()) {
+        // Python runs one more iteration in this case; stopping at once is equivalent because
+        // nothing else was asked for.
+        stop();
+        return;
+    }
+    future.add_done_callback([this] { stop(); });
+}
+
+std::int64_t EventLoop::compute_timeout_ns() const noexcept {
+    if (!ready_.empty() || stopping_ || threadsafe_->maybe_has_items()) return 0;
+    if (timers_.empty()) return -1;
+    return std::max<std::int64_t>(0, timers_.front().when_ns - now_ns());
+}
+
+void EventLoop::drop_cancelled_timers() {
+    if (timers_.size() > detail::kMinTimersForCompaction && cancelled_timers_ * 2 > timers_.size()) {
+        // Compact: rebuild the heap without the cancelled entries.
+        auto kept = std::remove_if(timers_.begin(), timers_.end(), [](const TimerEntry& t) {
+            if (!t.node->cancelled()) return false;
+            t.node->timer_loop_ = nullptr;
+            t.node->release();
+            return true;
+        });
+        timers_.erase(kept, timers_.end());
+        std::make_heap(timers_.begin(), timers_.end(), TimerLater{});
+        cancelled_timers_ = 0;
+        return;
+    }
+    while (!timers_.empty() && timers_.front().node->cancelled()) {
+        std::pop_heap(timers_.begin(), timers_.end(), TimerLater{});
+        detail::HandleNode* node = timers_.back().node;
+        timers_.pop_back();
+        node->timer_loop_ = nullptr;
+        node->release();
+        --cancelled_timers_;
+    }
+}
+
+void EventLoop::move_due_timers() {
+    std::int64_t now = now_ns();
+    while (!timers_.empty() && timers_.front().when_ns <= now) {
+        std::pop_heap(timers_.begin(), timers_.end(), TimerLater{});
+        detail::HandleNode* node = timers_.back().node;
+        timers_.pop_back();
+        node->timer_loop_ = nullptr;
+        if (node->cancelled()) {
+            --cancelled_timers_;
+            node->release();
+            continue;
+        }
+        ready_.push_handle(node);  // the heap's reference moves to the ready queue
+    }
+}
+
+void EventLoop::run_once() {
+    drop_cancelled_timers();
+    backend_->wait(compute_timeout_ns());
+    if (threadsafe_->maybe_has_items()) {
+        std::vector<detail::HandleNode*> nodes;
+        threadsafe_->take(nodes);
+        for (auto* node : nodes) ready_.push_handle(node);
+    }
+    move_due_timers();
+
+    // asyncio's fairness rule: run only what was ready when this iteration started; whatever
+    // those callbacks schedule waits for the next iteration, after the next I/O poll.
+    std::size_t ntodo = ready_.size();
+    for (std::size_t i = 0; i < ntodo && !ready_.empty(); ++i) run_entry(ready_.pop());
+}
+
+void EventLoop::run_entry(detail::ReadyQueue::Entry entry) {
+    std::int64_t started = debug_ ? now_ns() : 0;
+    if (entry.is_task) {
+        detail::TaskCore* task = entry.task();
+        auto owner = detail::Ref<detail::FutureStateBase>::adopt(&task->future_state());
+        if (!owner->done()) task->step();
+        if (debug_) log_if_slow(started, "task step");
+        return;
+    }
+    auto node = detail::Ref<detail::HandleNode>::adopt(entry.handle());
+    if (node->cancelled()) return;
+    run_handle(*node);
+    if (debug_) log_if_slow(started, "callback");
+}
+
+void EventLoop::run_handle(detail::HandleNode& node) {
+    try {
+        node.run();
+    } catch (...) {
+        ExceptionContext context;
+        context.message = "Exception in callback " + node.describe();
+        context.exception = std::current_exception();
+        context.handle = Handle(detail::Ref<detail::HandleNode>(&node));
+        call_exception_handler(context);
+    }
+}
+
+void EventLoop::log_if_slow(std::int64_t started_ns, const char* what) {
+    double took = static_cast<double>(now_ns() - started_ns) / 1e9;
+    if (took >= slow_callback_duration) tulip::detail::logger().warn("Executing {} took {:.3f} seconds", what, took);
+}
+
+// --- closing --------------------------------------------------------------------------------
+
+void EventLoop::close() {
+    if (running_) throw RuntimeError("Cannot close a running event loop");
+    if (closed_) return;
+    closed_ = true;
+    // Let executor jobs finish and post their results, then shut the cross-thread door.
+    if (executor_) executor_->shutdown();
+    threadsafe_->close();
+    release_everything_scheduled();
+    destroy_pending_tasks();
+    // What the abandoned tasks' frames scheduled while being destroyed.
+    release_everything_scheduled();
+    signals_.reset();
+    io_->clear();
+    executor_.reset();
+}
+
+void EventLoop::release_everything_scheduled() noexcept {
+    while (!ready_.empty()) {
+        auto entry = ready_.pop();
+        if (entry.is_task) entry.task()->future_state().release();
+        else entry.handle()->release();
+    }
+    for (auto& t : timers_) {
+        t.node->timer_loop_ = nullptr;
+        t.node->release();
+    }
+    timers_.clear();
+    cancelled_timers_ = 0;
+    std::vector<detail::HandleNode*> nodes;
+    threadsafe_->take(nodes);
+    for (auto* node : nodes) node->release();
+}
+
+void EventLoop::destroy_pending_tasks() noexcept {
+    // A pending task's frame holds the futures it awaits, which hold the task: destroy the frames
+    // to break those cycles. Hold every task first, because destroying one frame may free others.
+    std::vector<detail::Ref<detail::FutureStateBase>> held;
+    std::vector<detail::TaskCore*> tasks;
+    for (auto* t = live_tasks_; t; t = t->next_live) {
+        held.emplace_back(&t->future_state());
+        tasks.push_back(t);
+    }
+    for (auto* t : tasks) {
+        unregister_task(*t);
+        t->abandon_pending();
+    }
+}
+
+// --- errors ---------------------------------------------------------------------------------
+
+void EventLoop::default_exception_handler(const ExceptionContext& context) {
+    std::string text = context.message.empty() ? "Unhandled exception in event loop" : context.message;
+    if (!context.future.empty() && context.message.find(context.future) == std::string::npos)
+        text += " (" + context.future + ")";
+    if (context.exception) text += ": " + detail::describe_exception(context.exception);
+    tulip::detail::logger().error("{}", text);
+}
+
+void EventLoop::call_exception_handler(const ExceptionContext& context) noexcept {
+    try {
+        if (!exception_handler_) {
+            default_exception_handler(context);
+            return;
+        }
+        try {
+            exception_handler_(*this, context);
+        } catch (...) {
+            ExceptionContext failure;
+            failure.message = "Unhandled error in exception handler";
+            failure.exception = std::current_exception();
+            default_exception_handler(failure);
+            default_exception_handler(context);
+        }
+    } catch (...) {
+        // Logging itself failed (out of memory): nothing more can be done.
+    }
+}
+
+}  // namespace tulip::asyncio

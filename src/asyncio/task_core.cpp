@@ -1,0 +1,90 @@
+#include "tulip/asyncio/detail/task_core.hpp"
+
+#include <atomic>
+#include <utility>
+
+#include "tulip/asyncio/events.hpp"
+#include "tulip/asyncio/futures.hpp"
+
+namespace tulip::asyncio::detail {
+
+namespace {
+thread_local TaskCore* t_current_task = nullptr;
+}
+
+TaskCore* current_task_core() noexcept { return t_current_task; }
+
+void TaskCore::step() {
+    TaskCore* previous = std::exchange(t_current_task, this);
+    struct Restore {
+        TaskCore* previous;
+        ~Restore() { t_current_task = previous; }
+    } restore{previous};
+
+    waiting_on = nullptr;
+    if (!started) {
+        started = true;
+        if (must_cancel) {
+            cancel_before_start();
+            return;
+        }
+    }
+    resume_point.resume();
+}
+
+bool TaskCore::request_cancel(std::string msg) {
+    if (future_state().done()) return false;
+    ++num_cancels_requested;
+    if (waiting_on && waiting_on->cancel_wait(msg)) return true;
+    must_cancel = true;
+    cancel_message = std::move(msg);
+    return true;
+}
+
+TaskCore& suspend_current_task(std::coroutine_handle<> h, Waitable* waiting_on) {
+    TaskCore* task = t_current_task;
+    if (!task)
+        throw RuntimeError(
+            "co_await on a tulip awaitable outside a task: run the coroutine with "
+            "asyncio::run(), create_task() or run_until_complete()");
+    task->resume_point = h;
+    task->waiting_on = waiting_on;
+    return *task;
+}
+
+void raise_if_cancel_requested() {
+    TaskCore* task = t_current_task;
+    if (task && task->must_cancel) {
+        task->must_cancel = false;
+        throw CancelledError(std::exchange(task->cancel_message, {}));
+    }
+}
+
+void report_pending_task_destroyed(EventLoop* loop, const std::string& name) noexcept {
+    if (!loop_is_alive(loop)) return;
+    ExceptionContext context;
+    context.message = "Task was destroyed but it is pending!";
+    context.future = "Task '" + name + "'";
+    loop->call_exception_handler(context);
+}
+
+std::string next_task_name() {
+    static std::atomic<std::uint64_t> counter{0};
+    return "Task-" + std::to_string(counter.fetch_add(1, std::memory_order_relaxed) + 1);
+}
+
+}  // namespace tulip::asyncio::detail
+
+namespace tulip::asyncio {
+
+TaskRef current_task() { return TaskRef(detail::current_task_core()); }
+
+std::vector<TaskRef> all_tasks(EventLoop& loop) {
+    std::vector<TaskRef> out;
+    for (auto* t = loop.first_live_task(); t; t = t->next_live) out.emplace_back(t);
+    return out;
+}
+
+std::vector<TaskRef> all_tasks() { return all_tasks(get_running_loop()); }
+
+}  // namespace tulip::asyncio
