@@ -24,7 +24,11 @@ setup() {  # name, meson options...
 run_build() {  # name
     local name=$1 dir=build/$1 start=$(date +%s)
     echo "=== $name: building"
-    ninja -C "$dir" -j $jobs >/dev/null
+    if ! ninja -C "$dir" -j $jobs > "$dir/build-output.txt" 2>&1; then
+        tail -n 60 "$dir/build-output.txt"
+        summary+=("$name: BUILD FAILED")
+        return 1
+    fi
     echo "=== $name: testing"
     local suites=()
     [ "$name" = tsan ] && suites=(--suite threads)

@@ -413,3 +413,48 @@ TEST_CASE_METHOD(LoopFixture, "loop: backend_name says which backend runs", "[ev
     std::string expected = env && *env ? env : "epoll";
     CHECK(loop().backend_name() == expected);
 }
+
+TEST_CASE_METHOD(LoopFixture, "loop: add_reader on an fd past FD_SETSIZE", "[events][io]") {
+    // The select backend cannot watch it and must say so; the others must watch it.
+    Pipe p;
+    int high = ::fcntl(p.r, F_DUPFD_CLOEXEC, 1500);
+    REQUIRE(high >= 1500);
+    if (loop().backend_name() == "select") {
+        CHECK_THROWS_WITH(loop().add_reader(high, [] {}), Catch::Contains("out of range (FD_SETSIZE"));
+    } else {
+        bool seen = false;
+        REQUIRE(::write(p.w, "x", 1) == 1);
+        loop().add_reader(high, [&] {
+            seen = true;
+            loop().remove_reader(high);
+            loop().stop();
+        });
+        loop().run_forever();
+        CHECK(seen);
+    }
+    CHECK(loop().stats().io_watchers == 0);
+    ::close(high);
+}
+
+TEST_CASE_METHOD(LoopFixture, "loop: an fd closed while watched does not break the loop", "[events][io]") {
+    // The user closes a watched fd without remove_reader first (a bug, but a common one): the loop
+    // must keep running, and remove_reader afterwards must clean up.
+    auto* p = new Pipe;
+    int r = p->r;
+    loop().add_reader(r, [] {});
+    ::close(p->w);
+    p->w = -1;
+    ::close(p->r);
+    p->r = -1;
+    delete p;
+    int ticks = 0;
+    loop().call_soon([&] { ++ticks; });
+    loop().call_later(0.005, [&] {
+        ++ticks;
+        loop().stop();
+    });
+    loop().run_forever();
+    CHECK(ticks == 2);
+    CHECK(loop().remove_reader(r));
+    CHECK(loop().stats().pending_ops == 0);
+}

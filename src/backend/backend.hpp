@@ -64,5 +64,7 @@ public:
 std::unique_ptr<Backend> make_backend(std::string_view requested);
 
 std::unique_ptr<Backend> make_epoll_backend();
+std::unique_ptr<Backend> make_poll_backend();
+std::unique_ptr<Backend> make_select_backend();
 
 }  // namespace tulip::asyncio::detail

@@ -175,6 +175,7 @@ auto EventLoop::run_in_executor(F&& fn) -> Future<std::invoke_result_t<std::deca
         }
         auto deliver = [state, error, value = std::move(value)]() mutable {
             auto owned = detail::Ref<detail::FutureState<R>>::adopt(state);
+            (void)value;  // unused when R is void
             if (owned->done()) return;  // cancelled meanwhile
             if (error) {
                 owned->set_exception(error);

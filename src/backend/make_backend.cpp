@@ -13,8 +13,10 @@ std::unique_ptr<Backend> make_backend(std::string_view requested) {
         if (const char* env = std::getenv("TULIP_BACKEND"); env && *env) name = env;
     }
     if (name.empty() || name == "epoll") return make_epoll_backend();
+    if (name == "poll") return make_poll_backend();
+    if (name == "select") return make_select_backend();
     throw RuntimeError("unknown or unavailable tulip backend '" + name +
-                       "' (this build has: epoll)");
+                       "' (this build has: epoll, poll, select)");
 }
 
 }  // namespace tulip::asyncio::detail
