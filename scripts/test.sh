@@ -36,11 +36,8 @@ run_build() {  # name
         summary+=("$name: FAILED")
         return 1
     fi
-    local counts
-    counts=$(grep -h -E "^(All tests passed|test cases:)" "$dir"/meson-logs/testlog.txt | sed 's/^/    /' || true)
     summary+=("$name: ok in $(( $(date +%s) - start ))s
-$(grep -E '^ *(Ok|Fail|Skipped|Expected Fail|Unexpected Pass|Timeout): ' "$dir"/meson-logs/testlog.txt | tr -s ' ' | paste -sd' ')
-$counts")
+$(python3 scripts/summarize_tests.py "$dir/meson-logs/testlog.json")")
 }
 
 status=0

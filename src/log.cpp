@@ -1,9 +1,9 @@
-#include "log.hpp"
+#include "tulip/log.hpp"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-namespace tulip::detail {
+namespace tulip {
 
 spdlog::logger& logger() {
     static std::shared_ptr<spdlog::logger> instance = [] {
@@ -15,4 +15,4 @@ spdlog::logger& logger() {
     return *instance;
 }
 
-}  // namespace tulip::detail
+}  // namespace tulip

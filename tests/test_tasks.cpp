@@ -1,6 +1,8 @@
 // Coro<T>, Task<T>, create_task, sleep and cancellation (after CPython's test_tasks).
 #include "tulip/asyncio/tasks.hpp"
 
+#include <unistd.h>
+
 #include "loop_fixture.hpp"
 
 using namespace std::chrono_literals;
@@ -266,4 +268,53 @@ TEST_CASE_METHOD(LoopFixture, "co_await outside a task is a clear error", "[task
     REQUIRE(h.promise().finished());
     CHECK_THROWS_WITH(h.promise().take_result(), Catch::Contains("outside a task"));
     h.destroy();
+}
+
+TEST_CASE_METHOD(LoopFixture, "fairness: 100 always-ready tasks cannot starve an fd callback", "[tasks][fairness]") {
+    // Reliability check 20: the reader must run within the first iterations, however busy the
+    // ready queue is; count iterations (spinner steps), not time.
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    long spins = 0;
+    bool stop = false;
+    auto spinner = [&]() -> asyncio::Coro<> {
+        while (!stop) {
+            ++spins;
+            co_await asyncio::sleep(0);
+        }
+    };
+    std::vector<asyncio::Task<>> tasks;
+    for (int i = 0; i < 100; ++i) tasks.push_back(loop().create_task(spinner()));
+    long spins_when_read = -1;
+    loop().add_reader(fds[0], [&] {
+        char c;
+        REQUIRE(::read(fds[0], &c, 1) == 1);
+        spins_when_read = spins;
+        loop().remove_reader(fds[0]);
+        stop = true;
+    });
+    loop().call_soon([&] { REQUIRE(::write(fds[1], "x", 1) == 1); });
+    auto all = [](std::vector<asyncio::Task<>>& ts) -> asyncio::Coro<> {
+        for (auto& t : ts) co_await t;
+    };
+    run(all(tasks));
+    CHECK(spins_when_read >= 0);
+    CHECK(spins_when_read <= 300);  // at most three rounds of the 100 spinners
+    ::close(fds[0]);
+    ::close(fds[1]);
+}
+
+TEST_CASE_METHOD(LoopFixture, "task: a fire-and-forget task that sleeps still completes", "[tasks]") {
+    // Nothing holds the Task handle: the loop must keep the sleeping task alive, as Python's does.
+    bool finished = false;
+    auto background = [&]() -> asyncio::Coro<> {
+        co_await asyncio::sleep(0.001);
+        finished = true;
+    };
+    auto body = [&]() -> asyncio::Coro<> {
+        (void)asyncio::create_task(background());
+        while (!finished) co_await asyncio::sleep(0.001);
+    };
+    run(body());
+    CHECK(finished);
 }

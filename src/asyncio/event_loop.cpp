@@ -8,7 +8,7 @@
 #include <unordered_set>
 
 #include "../backend/backend.hpp"
-#include "../log.hpp"
+#include "tulip/log.hpp"
 #include "io_watchers.hpp"
 #include "signals.hpp"
 #include "thread_pool.hpp"
@@ -73,13 +73,17 @@ EventLoop::EventLoop(LoopOptions options)
       io_(std::make_unique<detail::IoWatchers>(*this, *backend_)) {
     if (const char* env = std::getenv("TULIP_DEBUG"); env && *env && std::string(env) != "0")
         debug_ = true;
+    if (options.shuffle_seed) {
+        shuffle_ = true;
+        shuffle_state_ = *options.shuffle_seed;
+    }
     std::lock_guard lock(detail::g_live_loops_mutex);
     detail::live_loops().insert(this);
 }
 
 EventLoop::~EventLoop() {
     if (running_) {
-        tulip::detail::logger().critical("EventLoop destroyed while running");
+        tulip::logger().critical("EventLoop destroyed while running");
         std::terminate();
     }
     close();
@@ -298,6 +302,16 @@ void EventLoop::run_once() {
     // asyncio's fairness rule: run only what was ready when this iteration started; whatever
     // those callbacks schedule waits for the next iteration, after the next I/O poll.
     std::size_t ntodo = ready_.size();
+    if (shuffle_) {
+        // splitmix64: small, seedable, good enough to pick permutations.
+        auto next = [this] {
+            std::uint64_t z = (shuffle_state_ += 0x9e3779b97f4a7c15ULL);
+            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+            z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+            return z ^ (z >> 31);
+        };
+        ready_.shuffle_front(ntodo, next);
+    }
     for (std::size_t i = 0; i < ntodo && !ready_.empty(); ++i) run_entry(ready_.pop());
 }
 
@@ -330,7 +344,7 @@ void EventLoop::run_handle(detail::HandleNode& node) {
 
 void EventLoop::log_if_slow(std::int64_t started_ns, const char* what) {
     double took = static_cast<double>(now_ns() - started_ns) / 1e9;
-    if (took >= slow_callback_duration) tulip::detail::logger().warn("Executing {} took {:.3f} seconds", what, took);
+    if (took >= slow_callback_duration) tulip::logger().warn("Executing {} took {:.3f} seconds", what, took);
 }
 
 // --- closing --------------------------------------------------------------------------------
@@ -390,7 +404,7 @@ void EventLoop::default_exception_handler(const ExceptionContext& context) {
     if (!context.future.empty() && context.message.find(context.future) == std::string::npos)
         text += " (" + context.future + ")";
     if (context.exception) text += ": " + detail::describe_exception(context.exception);
-    tulip::detail::logger().error("{}", text);
+    tulip::logger().error("{}", text);
 }
 
 void EventLoop::call_exception_handler(const ExceptionContext& context) noexcept {

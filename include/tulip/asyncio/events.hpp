@@ -81,6 +81,10 @@ using ExceptionHandler = std::function<void(EventLoop&, const ExceptionContext&)
 struct LoopOptions {
     // "epoll", "io_uring", "poll", "select", or empty for TULIP_BACKEND, then the best available.
     std::string backend;
+    // Testing only: when set, each iteration runs its ready callbacks and task steps in an order
+    // drawn from this seed instead of FIFO (as seastar's task-queue shuffle does), to show that
+    // code does not depend on one interleaving. Breaks asyncio's FIFO rule by design.
+    std::optional<std::uint64_t> shuffle_seed;
 };
 
 // Counters that tests use to prove that nothing was left behind (reliability check 2).
@@ -294,6 +298,8 @@ private:
     std::unique_ptr<detail::IoWatchers> io_;
     std::unique_ptr<detail::SignalDispatcher> signals_;
     std::unique_ptr<detail::ThreadPool> executor_;
+    std::uint64_t shuffle_state_ = 0;  // splitmix64 state; used only with a shuffle seed
+    bool shuffle_ = false;
 
     ExceptionHandler exception_handler_;
     bool running_ = false;

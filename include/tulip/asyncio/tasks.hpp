@@ -271,9 +271,13 @@ public:
             return;
         }
         task_ = &detail::suspend_current_task(h, this);
+        // The loop keeps a sleeping task alive, as Python's keeps it through the timer's
+        // callback; the reference goes when the sleep ends (or the frame is destroyed).
+        keep_alive_ = detail::Ref<detail::FutureStateBase>(&task_->future_state());
         timer_ = loop_->call_later(seconds_, [this] { wake(); });
     }
     void await_resume() {
+        keep_alive_.reset();
         if (cancelled_) throw CancelledError(std::move(cancel_message_));
         detail::raise_if_cancel_requested();
     }
@@ -298,6 +302,7 @@ private:
     EventLoop* loop_ = nullptr;
     detail::TaskCore* task_ = nullptr;
     TimerHandle timer_;
+    detail::Ref<detail::FutureStateBase> keep_alive_;
     bool woken_ = false;
     bool cancelled_ = false;
     std::string cancel_message_;

@@ -40,7 +40,20 @@ public:
         return e;
     }
 
+    // Test hook (LoopOptions::shuffle_seed): permutes the first n entries, so that tests can
+    // check that invariants do not depend on one particular interleaving.
+    template <class Rng>
+    void shuffle_front(std::size_t n, Rng& rng) {
+        if (n > count_) n = count_;
+        for (std::size_t i = n; i > 1; --i) {
+            std::size_t j = static_cast<std::size_t>(rng() % i);
+            std::swap(at(i - 1), at(j));
+        }
+    }
+
 private:
+    Entry& at(std::size_t i) noexcept { return ring_[(head_ + i) & (capacity_ - 1)]; }
+
     void push(Entry e) {
         if (count_ == capacity_) grow();
         ring_[(head_ + count_) & (capacity_ - 1)] = e;
