@@ -458,3 +458,26 @@ TEST_CASE_METHOD(LoopFixture, "loop: an fd closed while watched does not break t
     CHECK(loop().remove_reader(r));
     CHECK(loop().stats().pending_ops == 0);
 }
+
+TEST_CASE("loop: a virtual clock jumps to the next timer instead of waiting", "[events][timers]") {
+    asyncio::EventLoop loop(asyncio::LoopOptions{.virtual_clock = true});
+    CHECK(loop.time() == 0.0);
+    std::vector<double> fired_at;
+    loop.call_later(3600.0, [&] { fired_at.push_back(loop.time()); });
+    loop.call_later(1.5, [&] { fired_at.push_back(loop.time()); });
+    loop.call_later(7200.0, [&] {
+        fired_at.push_back(loop.time());
+        loop.stop();
+    });
+    loop.run_forever();  // returns at once in real time
+    REQUIRE(fired_at.size() == 3);
+    CHECK(fired_at[0] == Approx(1.5));
+    CHECK(fired_at[1] == Approx(3600.0));
+    CHECK(fired_at[2] == Approx(7200.0));
+    auto body = [&]() -> asyncio::Coro<double> {
+        double start = loop.time();
+        co_await asyncio::sleep(std::chrono::hours(24));
+        co_return loop.time() - start;
+    };
+    CHECK(loop.run_until_complete(body()) == Approx(86400.0));
+}

@@ -73,6 +73,7 @@ EventLoop::EventLoop(LoopOptions options)
       io_(std::make_unique<detail::IoWatchers>(*this, *backend_)) {
     if (const char* env = std::getenv("TULIP_DEBUG"); env && *env && std::string(env) != "0")
         debug_ = true;
+    virtual_clock_ = options.virtual_clock;
     if (options.shuffle_seed) {
         shuffle_ = true;
         shuffle_state_ = *options.shuffle_seed;
@@ -91,7 +92,8 @@ EventLoop::~EventLoop() {
     detail::live_loops().erase(this);
 }
 
-std::int64_t EventLoop::now_ns() noexcept {
+std::int64_t EventLoop::now_ns() const noexcept {
+    if (virtual_clock_) return virtual_now_ns_;
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
                std::chrono::steady_clock::now().time_since_epoch())
         .count();
@@ -291,7 +293,14 @@ void EventLoop::move_due_timers() {
 
 void EventLoop::run_once() {
     drop_cancelled_timers();
-    backend_->wait(compute_timeout_ns());
+    std::int64_t timeout = compute_timeout_ns();
+    if (virtual_clock_ && timeout != 0) {
+        // Instead of blocking until the next timer, pretend the time has passed.
+        backend_->wait(0);
+        if (timeout > 0) virtual_now_ns_ += timeout;
+    } else {
+        backend_->wait(timeout);
+    }
     if (threadsafe_->maybe_has_items()) {
         std::vector<detail::HandleNode*> nodes;
         threadsafe_->take(nodes);

@@ -85,6 +85,10 @@ struct LoopOptions {
     // drawn from this seed instead of FIFO (as seastar's task-queue shuffle does), to show that
     // code does not depend on one interleaving. Breaks asyncio's FIFO rule by design.
     std::optional<std::uint64_t> shuffle_seed;
+    // Testing only: time() starts at 0 and jumps straight to the next timer's deadline whenever
+    // the loop would otherwise block on it (CPython's test loop does the same), so timeout logic
+    // can be tested exactly and at once. I/O is still polled, without blocking.
+    bool virtual_clock = false;
 };
 
 // Counters that tests use to prove that nothing was left behind (reliability check 2).
@@ -124,7 +128,8 @@ public:
     // --- time -----------------------------------------------------------------------------
     // The loop's monotonic clock, in seconds.
     double time() const noexcept;
-    static std::int64_t now_ns() noexcept;
+    // The same clock in nanoseconds (virtual when LoopOptions::virtual_clock is set).
+    std::int64_t now_ns() const noexcept;
 
     // --- callbacks ------------------------------------------------------------------------
     template <class F, class... A>
@@ -300,6 +305,8 @@ private:
     std::unique_ptr<detail::ThreadPool> executor_;
     std::uint64_t shuffle_state_ = 0;  // splitmix64 state; used only with a shuffle seed
     bool shuffle_ = false;
+    bool virtual_clock_ = false;
+    std::int64_t virtual_now_ns_ = 0;
 
     ExceptionHandler exception_handler_;
     bool running_ = false;
