@@ -336,6 +336,9 @@ TEST_CASE_METHOD(LoopFixture, "loop: add_reader fires while readable, remove_rea
     CHECK(got == "hello");
     CHECK_FALSE(loop().remove_reader(p.r));
     CHECK(loop().stats().io_watchers == 0);
+    // A completion backend confirms the cancellation on its next wait: one iteration.
+    loop().call_soon([&] { loop().stop(); });
+    loop().run_forever();
     CHECK(loop().stats().pending_ops == 0);
 }
 

@@ -369,9 +369,23 @@ void EventLoop::close() {
     destroy_pending_tasks();
     // What the abandoned tasks' frames scheduled while being destroyed.
     release_everything_scheduled();
-    signals_.reset();
+    if (signals_) signals_->shutdown();
     io_->clear();
+    drain_cancelled_operations();
+    signals_.reset();
     executor_.reset();
+}
+
+void EventLoop::drain_cancelled_operations() noexcept {
+    // A completion backend confirms cancellations asynchronously; wait (briefly, the kernel
+    // answers at once) for every one so that no operation outlives the loop's bookkeeping.
+    for (int attempt = 0; attempt < 1000 && backend_->pending_ops() > 0; ++attempt) {
+        try {
+            backend_->wait(1'000'000);
+        } catch (...) {
+            break;
+        }
+    }
 }
 
 void EventLoop::release_everything_scheduled() noexcept {

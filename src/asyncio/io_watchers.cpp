@@ -6,7 +6,8 @@ namespace tulip::asyncio::detail {
 
 void IoWatchers::watch(int fd, bool write, HandleNode* node) {
     Ref<HandleNode> handle(node);
-    if (fd < 0) throw OSError(EBADF, "add_" + std::string(write ? "writer" : "reader") + ": invalid fd " + std::to_string(fd));
+    if (fd < 0)
+        throw OSError(EBADF, std::string(write ? "add_writer" : "add_reader") + ": invalid fd " + std::to_string(fd));
     Table& table = write ? writers_ : readers_;
     auto it = table.find(fd);
     if (it != table.end()) {
@@ -21,7 +22,7 @@ void IoWatchers::watch(int fd, bool write, HandleNode* node) {
     w->poll_events = write ? kPollOut : kPollIn;
     w->complete = &IoWatchers::on_ready;
     w->handle = std::move(handle);
-    w->loop = &loop_;
+    w->owner = this;
     backend_.submit(*w);
     table.emplace(fd, std::move(w));
 }
@@ -30,29 +31,34 @@ bool IoWatchers::unwatch(int fd, bool write) {
     Table& table = write ? writers_ : readers_;
     auto it = table.find(fd);
     if (it == table.end()) return false;
-    stop(*it->second);
-    table.erase(it);
+    stop(table, it);
     return true;
 }
 
 void IoWatchers::clear() noexcept {
-    for (auto& [fd, w] : readers_) stop(*w);
-    for (auto& [fd, w] : writers_) stop(*w);
-    readers_.clear();
-    writers_.clear();
+    while (!readers_.empty()) stop(readers_, readers_.begin());
+    while (!writers_.empty()) stop(writers_, writers_.begin());
 }
 
-void IoWatchers::stop(Watch& w) noexcept {
-    w.handle->cancel();  // a copy already on the ready queue must not run
-    // Readiness backends release a poll at once; completion backends will confirm with a final
-    // completion, which on_ready ignores because the handle is cancelled. The Watch must then
-    // outlive that completion: the io_uring backend (issue 6) keeps such ops until confirmed.
-    backend_.cancel(w);
+void IoWatchers::stop(Table& table, Table::iterator it) noexcept {
+    std::unique_ptr<Watch> w = std::move(it->second);
+    table.erase(it);
+    w->handle->cancel();  // a copy already on the ready queue must not run
+    // Readiness backends release a poll at once. A completion backend confirms the cancellation
+    // with a final completion later, and the Watch must outlive it.
+    if (!backend_.cancel(*w)) {
+        Watch* raw = w.get();
+        retiring_.emplace(raw, std::move(w));
+    }
 }
 
-void IoWatchers::on_ready(Operation& op, int /*events*/) noexcept {
+void IoWatchers::on_ready(Operation& op, int events) noexcept {
     auto& w = static_cast<Watch&>(op);
-    if (!w.handle->cancelled()) w.loop->schedule_handle(*w.handle);
+    if (events < 0) {  // the final completion of a cancelled watch
+        w.owner->retiring_.erase(&w);
+        return;
+    }
+    if (!w.handle->cancelled()) w.owner->loop_.schedule_handle(*w.handle);
 }
 
 }  // namespace tulip::asyncio::detail

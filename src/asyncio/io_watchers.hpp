@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <memory>
 #include <unordered_map>
+#include <vector>
 
 #include "../backend/backend.hpp"
 #include "tulip/asyncio/detail/handle_node.hpp"
@@ -28,23 +29,27 @@ public:
     void watch(int fd, bool write, HandleNode* node);
     bool unwatch(int fd, bool write);
     std::size_t size() const noexcept { return readers_.size() + writers_.size(); }
+    // Watches stopped but still held by a completion backend until its final completion.
+    std::size_t retiring() const noexcept { return retiring_.size(); }
     // Stops every watch (loop close).
     void clear() noexcept;
 
 private:
     struct Watch : Operation {
         Ref<HandleNode> handle;
-        EventLoop* loop;
+        IoWatchers* owner;
     };
     using Table = std::unordered_map<int, std::unique_ptr<Watch>>;
 
     static void on_ready(Operation& op, int events) noexcept;
-    void stop(Watch& w) noexcept;
+    // Stops the watch at `it` and erases it from `table`.
+    void stop(Table& table, Table::iterator it) noexcept;
 
     EventLoop& loop_;
     Backend& backend_;
     Table readers_;
     Table writers_;
+    std::unordered_map<Watch*, std::unique_ptr<Watch>> retiring_;
 };
 
 }  // namespace tulip::asyncio::detail

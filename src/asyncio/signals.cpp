@@ -45,6 +45,7 @@ SignalDispatcher::SignalDispatcher(EventLoop& loop, Backend& backend) : loop_(lo
     op_.owner = this;
     try {
         backend_.submit(op_);
+        watching_ = true;
     } catch (...) {
         ::close(read_fd_);
         ::close(write_fd_);
@@ -53,10 +54,16 @@ SignalDispatcher::SignalDispatcher(EventLoop& loop, Backend& backend) : loop_(lo
 }
 
 SignalDispatcher::~SignalDispatcher() {
-    while (!handlers_.empty()) remove(handlers_.begin()->first);
-    backend_.cancel(op_);
+    shutdown();
     ::close(read_fd_);
     ::close(write_fd_);
+}
+
+bool SignalDispatcher::shutdown() noexcept {
+    while (!handlers_.empty()) remove(handlers_.begin()->first);
+    if (!watching_) return true;
+    watching_ = false;
+    return backend_.cancel(op_);
 }
 
 void SignalDispatcher::add(int sig, HandleNode* node) {
@@ -95,7 +102,8 @@ bool SignalDispatcher::remove(int sig) {
     return true;
 }
 
-void SignalDispatcher::on_pipe_readable(Operation& op, int /*events*/) noexcept {
+void SignalDispatcher::on_pipe_readable(Operation& op, int events) noexcept {
+    if (events < 0) return;  // the final completion after shutdown()
     static_cast<PipeOp&>(op).owner->drain();
 }
 

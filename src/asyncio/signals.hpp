@@ -20,8 +20,12 @@ public:
     SignalDispatcher(EventLoop& loop, Backend& backend);
     SignalDispatcher(const SignalDispatcher&) = delete;
     SignalDispatcher& operator=(const SignalDispatcher&) = delete;
-    // Restores every signal's previous disposition.
+    // Restores every signal's previous disposition. The loop calls shutdown() and waits for the
+    // backend to release the pipe's operation before destroying the dispatcher.
     ~SignalDispatcher();
+    // Removes every handler and stops watching the pipe. Returns true when the backend released
+    // the watch at once; otherwise the backend completes it one last time later.
+    bool shutdown() noexcept;
 
     // Takes a new node. Throws RuntimeError when another loop owns sig, OSError for a signal
     // that cannot be caught (SIGKILL, SIGSTOP) or is out of range.
@@ -46,6 +50,7 @@ private:
     Backend& backend_;
     int read_fd_ = -1;
     int write_fd_ = -1;
+    bool watching_ = false;
     std::map<int, Installed> handlers_;
 };
 

@@ -35,6 +35,9 @@ struct Operation {
     int fd = -1;
     Complete complete = nullptr;
     std::uint32_t poll_events = 0;  // poll: what to watch for
+
+    // The backend's own state for the operation (in flight, cancelling, ...); zero when idle.
+    std::uint32_t backend_state = 0;
 };
 
 class Backend {
@@ -66,5 +69,7 @@ std::unique_ptr<Backend> make_backend(std::string_view requested);
 std::unique_ptr<Backend> make_epoll_backend();
 std::unique_ptr<Backend> make_poll_backend();
 std::unique_ptr<Backend> make_select_backend();
+// Null (with the reason in `why`) when the kernel refuses io_uring.
+std::unique_ptr<Backend> make_io_uring_backend(std::string& why);
 
 }  // namespace tulip::asyncio::detail

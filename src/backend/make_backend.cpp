@@ -2,8 +2,11 @@
 #include <cstdlib>
 #include <string>
 
+#include <atomic>
+
 #include "backend.hpp"
 #include "tulip/exceptions.hpp"
+#include "tulip/log.hpp"
 
 namespace tulip::asyncio::detail {
 
@@ -12,11 +15,21 @@ std::unique_ptr<Backend> make_backend(std::string_view requested) {
     if (name.empty()) {
         if (const char* env = std::getenv("TULIP_BACKEND"); env && *env) name = env;
     }
+    if (name == "io_uring") {
+        std::string why;
+        if (auto backend = make_io_uring_backend(why)) return backend;
+        // Old kernel, seccomp or io_uring_disabled: fall back, and say why once per process.
+        static std::atomic<bool> logged{false};
+        if (!logged.exchange(true)) tulip::logger().warn("io_uring is not available ({}); using epoll", why);
+        return make_epoll_backend();
+    }
+    // The automatic choice stays epoll until io_uring performs socket operations natively: with
+    // only fd readiness to offer, its re-armed POLL_ADD costs more per event than epoll.
     if (name.empty() || name == "epoll") return make_epoll_backend();
     if (name == "poll") return make_poll_backend();
     if (name == "select") return make_select_backend();
     throw RuntimeError("unknown or unavailable tulip backend '" + name +
-                       "' (this build has: epoll, poll, select)");
+                       "' (this build has: io_uring, epoll, poll, select)");
 }
 
 }  // namespace tulip::asyncio::detail

@@ -279,6 +279,7 @@ private:
     void stop_when_done(detail::FutureStateBase& future);
     void release_everything_scheduled() noexcept;
     void destroy_pending_tasks() noexcept;
+    void drain_cancelled_operations() noexcept;
 
     struct TimerEntry {
         std::int64_t when_ns;
