@@ -157,10 +157,11 @@ auto EventLoop::run_in_executor(F&& fn) -> Future<std::invoke_result_t<std::deca
     using R = std::invoke_result_t<std::decay_t<F>&>;
     check_closed();
     Future<R> future(*this);
-    // The job carries one reference to the state, taken here and dropped on the loop thread.
+    // The job carries one reference to the state, taken here and dropped on the loop thread
+    // (the count is not atomic: the worker only moves the pointer along).
     auto* state = future.state();
     state->add_ref();
-    submit_to_executor([this, state, fn = std::forward<F>(fn)]() mutable {
+    auto job = [this, state, fn = std::forward<F>(fn)]() mutable {
         std::exception_ptr error;
         std::optional<std::conditional_t<std::is_void_v<R>, char, R>> value;
         try {
@@ -173,8 +174,10 @@ auto EventLoop::run_in_executor(F&& fn) -> Future<std::invoke_result_t<std::deca
         } catch (...) {
             error = std::current_exception();
         }
-        auto deliver = [state, error, value = std::move(value)]() mutable {
-            auto owned = detail::Ref<detail::FutureState<R>>::adopt(state);
+        // Adopting and moving a Ref does not touch the count; the callback is run or dropped
+        // (at close) on the loop thread, which is where the reference is finally released.
+        auto deliver = [owned = detail::Ref<detail::FutureState<R>>::adopt(state), error,
+                        value = std::move(value)]() mutable {
             (void)value;  // unused when R is void
             if (owned->done()) return;  // cancelled meanwhile
             if (error) {
@@ -185,8 +188,15 @@ auto EventLoop::run_in_executor(F&& fn) -> Future<std::invoke_result_t<std::deca
                 owned->set_result(std::move(*value));
             }
         };
+        // Cannot fail: close() joins the pool before it shuts the cross-thread door.
         call_soon_threadsafe(std::move(deliver));
-    });
+    };
+    try {
+        submit_to_executor(std::move(job));
+    } catch (...) {
+        state->release();
+        throw;
+    }
     return future;
 }
 
