@@ -484,3 +484,40 @@ TEST_CASE("loop: a virtual clock jumps to the next timer instead of waiting", "[
     };
     CHECK(loop.run_until_complete(body()) == Approx(86400.0));
 }
+
+TEST_CASE("policy: new_event_loop, set_event_loop and a custom policy", "[events]") {
+    auto loop = asyncio::new_event_loop();
+    REQUIRE(loop);
+    asyncio::set_event_loop(loop.get());
+    CHECK(&asyncio::get_event_loop() == loop.get());
+    asyncio::set_event_loop(nullptr);
+
+    // With no loop set, the default policy creates one for the thread and keeps returning it.
+    asyncio::EventLoop* created = nullptr;
+    std::thread([&] {
+        created = &asyncio::get_event_loop();
+        CHECK(&asyncio::get_event_loop() == created);
+        asyncio::set_event_loop(nullptr);  // frees the loop the policy made
+    }).join();
+    CHECK(created != nullptr);
+
+    struct CountingPolicy : asyncio::EventLoopPolicy {
+        int made = 0;
+        std::unique_ptr<asyncio::EventLoop> new_event_loop() override {
+            ++made;
+            return std::make_unique<asyncio::EventLoop>(asyncio::LoopOptions{.backend = "poll"});
+        }
+    } policy;
+    asyncio::set_event_loop_policy(&policy);
+    auto custom = asyncio::new_event_loop();
+    CHECK(policy.made == 1);
+    CHECK(custom->backend_name() == "poll");
+    CHECK(&asyncio::get_event_loop_policy() == &policy);
+    asyncio::set_event_loop_policy(nullptr);
+    CHECK(&asyncio::get_event_loop_policy() != &policy);
+}
+
+TEST_CASE("loop: an unknown backend name is a clear error", "[events]") {
+    CHECK_THROWS_WITH(asyncio::EventLoop(asyncio::LoopOptions{.backend = "kqueue-on-linux"}),
+                      Catch::Contains("unknown or unavailable tulip backend 'kqueue-on-linux'"));
+}
