@@ -5,9 +5,13 @@
 //     int main() { asyncio::run(main_coro()); }
 #pragma once
 
+#include "tulip/asyncio/combinators.hpp"
 #include "tulip/asyncio/coro.hpp"
 #include "tulip/asyncio/events.hpp"
 #include "tulip/asyncio/exceptions.hpp"
 #include "tulip/asyncio/futures.hpp"
 #include "tulip/asyncio/runners.hpp"
+#include "tulip/asyncio/taskgroups.hpp"
 #include "tulip/asyncio/tasks.hpp"
+#include "tulip/asyncio/threads.hpp"
+#include "tulip/asyncio/timeouts.hpp"

@@ -2,8 +2,11 @@
 #pragma once
 
 #include <cstddef>
+#include <exception>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "tulip/exceptions.hpp"
 
@@ -74,6 +77,42 @@ public:
 class QueueShutDown : public Error {
 public:
     QueueShutDown() : Error("queue is shut down") {}
+};
+
+// Python's BaseExceptionGroup, as far as C++ can have it: several exceptions raised together.
+// A TaskGroup raises one, "unhandled errors in a TaskGroup", holding what its tasks (and its
+// body) raised. C++ has no `except*`: look at exceptions() (rethrow each to catch it by type).
+// what() is the message, the count, and each sub-exception's message in order.
+class ExceptionGroup : public std::exception {
+public:
+    ExceptionGroup(std::string message, std::vector<std::exception_ptr> exceptions)
+        : message_(std::move(message)), exceptions_(std::move(exceptions)) {
+        what_ = message_ + " (" + std::to_string(exceptions_.size()) + " sub-exception" +
+                (exceptions_.size() == 1 ? "" : "s") + ")";
+        for (std::size_t i = 0; i < exceptions_.size(); ++i)
+            what_ += (i == 0 ? ": " : "; ") + describe(exceptions_[i]);
+    }
+
+    const std::string& message() const noexcept { return message_; }
+    const std::vector<std::exception_ptr>& exceptions() const noexcept { return exceptions_; }
+    const char* what() const noexcept override { return what_.c_str(); }
+
+private:
+    static std::string describe(const std::exception_ptr& e) {
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+            return x.what();
+        } catch (const CancelledError& x) {
+            return "CancelledError(" + x.message() + ")";
+        } catch (...) {
+            return "unknown exception";
+        }
+    }
+
+    std::string message_;
+    std::vector<std::exception_ptr> exceptions_;
+    std::string what_;
 };
 
 }  // namespace tulip::asyncio
