@@ -179,13 +179,16 @@ auto EventLoop::run_in_executor(F&& fn) -> Future<std::invoke_result_t<std::deca
         auto deliver = [owned = detail::Ref<detail::FutureState<R>>::adopt(state), error,
                         value = std::move(value)]() mutable {
             (void)value;  // unused when R is void
-            if (owned->done()) return;  // cancelled meanwhile
+            // Take the reference out of the callback: the node itself may be freed later on the
+            // worker thread (when its Handle there is the last one), which must not touch it.
+            auto state = std::move(owned);
+            if (state->done()) return;  // cancelled meanwhile
             if (error) {
-                owned->set_exception(error);
+                state->set_exception(error);
             } else if constexpr (std::is_void_v<R>) {
-                owned->set_result();
+                state->set_result();
             } else {
-                owned->set_result(std::move(*value));
+                state->set_result(std::move(*value));
             }
         };
         // Cannot fail: close() joins the pool before it shuts the cross-thread door.
