@@ -51,6 +51,21 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// Python's ValueError: a value that the operation cannot take (a negative Semaphore value, a
+// BoundedSemaphore released too many times, a negative fd). It is a std::invalid_argument, so code
+// that catches the standard type catches it too.
+class ValueError : public std::invalid_argument {
+public:
+    using std::invalid_argument::invalid_argument;
+};
+
+// Python's KeyError: a lookup of a key that is not there (selectors' get_key of an unregistered
+// file object). It is a std::out_of_range, as std::map::at would throw.
+class KeyError : public std::out_of_range {
+public:
+    using std::out_of_range::out_of_range;
+};
+
 // Throws the OSError subclass that Python would raise for `err`, with the message
 // "<what>: <strerror(err)>".
 [[noreturn]] void raise_os_error(int err, const std::string& what);
