@@ -4,7 +4,9 @@
 // backend in use. Exits 0 when every part behaved.
 #include <tulip/asyncio.hpp>
 
+#include <algorithm>
 #include <cstdio>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,19 @@ asyncio::Coro<> ticker(int& ticks) {
     for (;;) {
         co_await asyncio::sleep(50ms);
         ++ticks;
+    }
+}
+
+asyncio::Coro<> produce(asyncio::Queue<int>& queue, int first, int count) {
+    for (int item = first; item < first + count; ++item) co_await queue.put(item);  // waits while full
+}
+
+asyncio::Coro<> consume(asyncio::Queue<int>& queue, std::vector<int>& delivered) {
+    for (;;) {
+        int item = co_await queue.get();
+        delivered.push_back(item);
+        queue.task_done();
+        co_await asyncio::sleep(0);  // let the other consumer have a turn
     }
 }
 
@@ -58,7 +73,33 @@ asyncio::Coro<int> main_coro() {
     });
     std::printf("sum computed on a worker thread: %ld\n", sum);
 
-    bool ok = took < 0.55 && tick.cancelled() && ticks >= 3 && sum == 500000500000L;
+    // 4. A pipeline: two producers and two consumers share a queue of at most 4 items, so the
+    //    producers wait whenever the consumers fall behind; join() waits until every item is
+    //    processed, then the consumers (blocked in get()) are cancelled.
+    asyncio::Queue<int> queue(4);
+    std::vector<int> delivered;
+    std::vector<asyncio::Task<>> consumers{asyncio::create_task(consume(queue, delivered)),
+                                           asyncio::create_task(consume(queue, delivered))};
+    auto producer_a = asyncio::create_task(produce(queue, 0, 20));
+    auto producer_b = asyncio::create_task(produce(queue, 20, 20));
+    co_await producer_a;
+    co_await producer_b;
+    co_await queue.join();
+    for (auto& consumer : consumers) consumer.cancel();
+    for (auto& consumer : consumers) {
+        try {
+            co_await consumer;
+        } catch (const asyncio::CancelledError&) {
+        }
+    }
+    std::vector<int> expected(40);
+    std::iota(expected.begin(), expected.end(), 0);
+    std::sort(delivered.begin(), delivered.end());
+    bool all_delivered = delivered == expected;
+    std::printf("queue: 2 producers -> 2 consumers, %zu items, %s\n", delivered.size(),
+                all_delivered ? "all delivered" : "ITEMS LOST OR DUPLICATED");
+
+    bool ok = took < 0.55 && tick.cancelled() && ticks >= 3 && sum == 500000500000L && all_delivered;
     std::printf("%s\n", ok ? "demo OK" : "demo FAILED");
     co_return ok ? 0 : 1;
 }

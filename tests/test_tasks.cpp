@@ -154,6 +154,24 @@ TEST_CASE_METHOD(LoopFixture, "task: cancel during sleep(0) is delivered at resu
     CHECK(steps >= 1);
 }
 
+TEST_CASE_METHOD(LoopFixture, "task: cancel() while the task runs cancels the wait it suspends on next",
+                 "[tasks][cancel]") {
+    // Python's Task.__step: the next future the task awaits is cancelled at once, with the
+    // message, rather than when it would have completed.
+    asyncio::Future<int> never(loop());
+    auto body = [&]() -> asyncio::Coro<std::string> {
+        asyncio::current_task().cancel("stop now");
+        try {
+            co_await never;
+        } catch (const asyncio::CancelledError& e) {
+            co_return "cancelled: " + e.message();
+        }
+        co_return "not cancelled";
+    };
+    CHECK(run(body()) == "cancelled: stop now");
+    CHECK(never.cancelled());
+}
+
 TEST_CASE_METHOD(LoopFixture, "task: a task may catch CancelledError and finish normally", "[tasks][cancel]") {
     auto stubborn = []() -> asyncio::Coro<int> {
         try {

@@ -598,11 +598,9 @@ TEST_CASE("timeout (virtual clock): wait() and as_completed() give up exactly at
 }
 
 // Python cancels the wait a task suspends on when a cancel() was requested while the task was
-// running (Task.__step checks _must_cancel as it suspends). The core keeps the request until that
-// wait ends on its own, so this test waits for its rescue timer and fails; it is hidden until
-// the core delivers the request at suspension.
+// running (Task.__step checks _must_cancel as it suspends): the rescue timer must never be needed.
 TEST_CASE_METHOD(LoopFixture, "timeout: test_foreign_cancel_doesnt_timeout_if_not_expired, awaiting a long wait",
-                 "[.][cancel-at-suspension]") {
+                 "[timeouts][cancel-at-suspension]") {
     auto body = [&]() -> asyncio::Coro<> {
         auto never = loop().create_future<int>();
         auto rescue = loop().call_later(1.0, [never] {

@@ -10,6 +10,8 @@
 #include "tulip/asyncio/events.hpp"
 #include "tulip/asyncio/exceptions.hpp"
 #include "tulip/asyncio/futures.hpp"
+#include "tulip/asyncio/locks.hpp"
+#include "tulip/asyncio/queues.hpp"
 #include "tulip/asyncio/runners.hpp"
 #include "tulip/asyncio/taskgroups.hpp"
 #include "tulip/asyncio/tasks.hpp"

@@ -30,6 +30,11 @@ void TaskCore::step() {
         }
     }
     resume_point.resume();
+    // Python's Task.__step: a cancel() requested while the task ran cancels the wait it has just
+    // suspended on, at once, instead of when that wait would have ended on its own. The loop's
+    // reference on the task keeps `this` alive here even if the coroutine finished.
+    if (must_cancel && waiting_on && !future_state().done() && waiting_on->cancel_wait(cancel_message))
+        must_cancel = false;
 }
 
 bool TaskCore::request_cancel(std::string msg) {
