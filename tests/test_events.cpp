@@ -342,6 +342,24 @@ TEST_CASE_METHOD(LoopFixture, "loop: add_reader fires while readable, remove_rea
     CHECK(loop().stats().pending_ops == 0);
 }
 
+TEST_CASE_METHOD(LoopFixture, "loop: add_reader and call_soon take named (lvalue) callables", "[events][io]") {
+    Pipe p;
+    int reads = 0;
+    auto on_readable = [&] {
+        char byte;
+        if (::read(p.r, &byte, 1) == 1) ++reads;
+        CHECK(loop().remove_reader(p.r));
+        loop().stop();
+    };
+    auto write_one = [&] { REQUIRE(::write(p.w, "x", 1) == 1); };
+    loop().add_reader(p.r, on_readable);  // copied: the named lambda stays usable
+    loop().call_soon(write_one);
+    loop().run_forever();
+    CHECK(reads == 1);
+    loop().call_soon([&] { loop().stop(); });
+    loop().run_forever();
+}
+
 TEST_CASE_METHOD(LoopFixture, "loop: add_reader is level-triggered like Python's", "[events][io]") {
     Pipe p;
     int calls = 0;

@@ -71,7 +71,9 @@ private:
 template <class F>
 class CallbackNode final : public HandleNode {
 public:
-    explicit CallbackNode(F&& f) : fn_(std::move(f)) {}
+    // Takes an rvalue or a copy of an lvalue callable (add_reader(fd, named_lambda) works).
+    template <class G>
+    explicit CallbackNode(G&& g) : fn_(std::in_place, std::forward<G>(g)) {}
 
 protected:
     void invoke() override {
