@@ -1,6 +1,8 @@
 // Future<T> (ported in spirit from CPython's test_futures).
 #include "tulip/asyncio/futures.hpp"
 
+#include <memory>
+
 #include "loop_fixture.hpp"
 
 namespace asyncio = tulip::asyncio;
@@ -83,6 +85,31 @@ TEST_CASE_METHOD(LoopFixture, "future: done callbacks are scheduled, in order, n
     CHECK(calls.size() == 2);
     run([]() -> asyncio::Coro<> { co_await asyncio::sleep(0); }());
     CHECK(calls.back() == 99);
+}
+
+TEST_CASE_METHOD(LoopFixture, "future: a pending future dropped with a done callback frees the callback",
+                 "[futures]") {
+    // The callback gets the future when it runs, but must not own it: a future that owned itself
+    // through its own callback list would never be freed.
+    auto token = std::make_shared<int>(0);
+    std::weak_ptr<int> watch = token;
+    {
+        asyncio::Future<int> f(loop());
+        f.add_done_callback([token = std::move(token)](asyncio::Future<int>) {});
+        CHECK_FALSE(watch.expired());
+    }
+    CHECK(watch.expired());  // the future went, and its callback with it
+
+    // Done, with the callback scheduled but not yet run: the loop keeps the future alive until
+    // the callback has it.
+    int seen = 0;
+    {
+        asyncio::Future<int> f(loop());
+        f.add_done_callback([&](asyncio::Future<int> done) { seen = done.result(); });
+        f.set_result(5);
+    }
+    run([]() -> asyncio::Coro<> { co_await asyncio::sleep(0); }());
+    CHECK(seen == 5);
 }
 
 TEST_CASE_METHOD(LoopFixture, "future: remove_done_callback", "[futures]") {

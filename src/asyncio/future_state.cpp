@@ -69,7 +69,7 @@ void FutureStateBase::add_task_waiter(TaskCore& task) {
 
 CallbackId FutureStateBase::add_done_callback(std::function<void()> cb) {
     if (done()) {
-        loop_->call_soon(std::move(cb));
+        loop_->call_soon([self = Ref<FutureStateBase>(this), cb = std::move(cb)] { cb(); });
         return 0;
     }
     CallbackId id = next_callback_id_++;
@@ -100,7 +100,10 @@ void FutureStateBase::schedule_callbacks() {
     }
     if (callbacks_.empty()) return;
     auto callbacks = std::exchange(callbacks_, {});
-    for (auto& entry : callbacks) loop_->call_soon(std::move(entry.second));
+    // A scheduled callback keeps the future alive until it has run: the callbacks themselves
+    // hold no reference (that would be a cycle leaking every pending future with a callback).
+    for (auto& entry : callbacks)
+        loop_->call_soon([self = Ref<FutureStateBase>(this), cb = std::move(entry.second)] { cb(); });
 }
 
 }  // namespace tulip::asyncio::detail

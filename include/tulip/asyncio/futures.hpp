@@ -58,8 +58,11 @@ public:
     // remove_done_callback (C++ callables cannot be compared as Python's are).
     template <class F>
     CallbackId add_done_callback(F&& fn) const {
-        return state_->add_done_callback(
-            [self = *this, fn = std::forward<F>(fn)]() mutable { fn(self); });
+        // The callback holds the state by pointer: the state owns the callback, and the loop
+        // keeps the state alive while a scheduled callback waits to run.
+        return state_->add_done_callback([state = state_.get(), fn = std::forward<F>(fn)]() mutable {
+            fn(Future(detail::Ref<State>(state)));
+        });
     }
     std::size_t remove_done_callback(CallbackId id) const { return state_->remove_done_callback(id); }
 
