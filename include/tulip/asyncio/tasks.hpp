@@ -176,15 +176,18 @@ auto EventLoop::run_in_executor(F&& fn) -> Future<std::invoke_result_t<std::deca
         }
         // Adopting and moving a Ref does not touch the count; the callback is run or dropped
         // (at close) on the loop thread, which is where the reference is finally released.
-        auto deliver = [owned = detail::Ref<detail::FutureState<R>>::adopt(state), error,
+        // The worker keeps no copy of the exception either: only the loop thread may drop the
+        // last reference to it (ThreadSanitizer cannot see libstdc++'s atomic count).
+        auto deliver = [owned = detail::Ref<detail::FutureState<R>>::adopt(state), error = std::move(error),
                         value = std::move(value)]() mutable {
             (void)value;  // unused when R is void
             // Take the reference out of the callback: the node itself may be freed later on the
             // worker thread (when its Handle there is the last one), which must not touch it.
             auto state = std::move(owned);
+            auto exception = std::move(error);
             if (state->done()) return;  // cancelled meanwhile
-            if (error) {
-                state->set_exception(error);
+            if (exception) {
+                state->set_exception(std::move(exception));
             } else if constexpr (std::is_void_v<R>) {
                 state->set_result();
             } else {
