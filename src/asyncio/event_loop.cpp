@@ -189,6 +189,8 @@ bool EventLoop::remove_signal_handler(int sig) {
     return signals_->remove(sig);
 }
 
+detail::Backend& EventLoop::backend() const noexcept { return *backend_; }
+
 std::string_view EventLoop::backend_name() const noexcept { return backend_ ? backend_->name() : "closed"; }
 
 LoopStats EventLoop::stats() const noexcept {

@@ -233,6 +233,8 @@ public:
     void submit_to_executor(std::function<void()> job);
     // Raises RuntimeError("Event loop is closed") on a closed loop.
     void check_closed() const;
+    // The backend, for tulip's own operations (it outlives close(), which drains it).
+    detail::Backend& backend() const noexcept;
 
 private:
     template <class F, class... A>
