@@ -1,4 +1,4 @@
-// Python's select module (18.3): select() and poll objects, as plain blocking
+// Python's select module (18.3): select(), poll objects and epoll objects, as plain blocking
 // wrappers over the OS calls. They do not use the event loop.
 //
 // Every wait retries on EINTR with the remaining time, as Python does since 3.5 (PEP 475): a
@@ -171,6 +171,97 @@ private:
 };
 
 // ---------------------------------------------------------------------------------------------
+// epoll objects (Linux)
+// ---------------------------------------------------------------------------------------------
+
+#if defined(__linux__)
+inline constexpr bool has_epoll = true;
+
+inline constexpr std::uint32_t EPOLLIN = 0x001;
+inline constexpr std::uint32_t EPOLLPRI = 0x002;
+inline constexpr std::uint32_t EPOLLOUT = 0x004;
+inline constexpr std::uint32_t EPOLLERR = 0x008;
+inline constexpr std::uint32_t EPOLLHUP = 0x010;
+inline constexpr std::uint32_t EPOLLRDNORM = 0x040;
+inline constexpr std::uint32_t EPOLLRDBAND = 0x080;
+inline constexpr std::uint32_t EPOLLWRNORM = 0x100;
+inline constexpr std::uint32_t EPOLLWRBAND = 0x200;
+inline constexpr std::uint32_t EPOLLMSG = 0x400;
+inline constexpr std::uint32_t EPOLLRDHUP = 0x2000;
+inline constexpr std::uint32_t EPOLLEXCLUSIVE = 1u << 28;  // Linux 4.5
+inline constexpr std::uint32_t EPOLLWAKEUP = 1u << 29;
+inline constexpr std::uint32_t EPOLLONESHOT = 1u << 30;
+inline constexpr std::uint32_t EPOLLET = 1u << 31;
+inline constexpr int EPOLL_CLOEXEC = 02000000;
+
+// select.epoll: an epoll instance, owned (RAII, move-only; a moved-from Epoll is closed). It is
+// always created with EPOLL_CLOEXEC, as Python's is. Every operation on a closed Epoll throws
+// ValueError("I/O operation on closed epoll object"). Errors the kernel reports are thrown as the
+// matching OSError: FileExistsError (EEXIST) when registering an fd twice, FileNotFoundError
+// (ENOENT) when modifying or unregistering one that is not registered, OSError(EBADF) for a
+// closed fd, PermissionError (EPERM) for a regular file.
+class Epoll {
+public:
+    static constexpr std::uint32_t default_mask = EPOLLIN | EPOLLPRI | EPOLLOUT;
+
+    // epoll(sizehint=-1, flags=0). sizehint is only checked (-1 or positive, else ValueError);
+    // flags must be 0 or EPOLL_CLOEXEC (else OSError EINVAL), as in Python 3.4+.
+    explicit Epoll(int sizehint = -1, int flags = 0);
+    // epoll.fromfd(fd): adopts an epoll fd; the Epoll closes it.
+    static Epoll fromfd(int fd);
+
+    Epoll(Epoll&& other) noexcept : epfd_(std::exchange(other.epfd_, -1)) {}
+    Epoll& operator=(Epoll&& other) noexcept;
+    Epoll(const Epoll&) = delete;
+    Epoll& operator=(const Epoll&) = delete;
+    ~Epoll();
+
+    // close(): releases the fd; a second close() does nothing.
+    void close() noexcept;
+    bool closed() const noexcept { return epfd_ < 0; }
+    int fileno() const;
+
+    // register(fd[, eventmask]); a trailing underscore because `register` is a C++ keyword.
+    void register_(int fd, std::uint32_t eventmask = default_mask);
+    template <FileLike F>
+        requires(!std::same_as<F, int>)
+    void register_(const F& f, std::uint32_t eventmask = default_mask) {
+        register_(fileno_of(f), eventmask);
+    }
+    void modify(int fd, std::uint32_t eventmask);
+    template <FileLike F>
+        requires(!std::same_as<F, int>)
+    void modify(const F& f, std::uint32_t eventmask) {
+        modify(fileno_of(f), eventmask);
+    }
+    void unregister(int fd);
+    template <FileLike F>
+        requires(!std::same_as<F, int>)
+    void unregister(const F& f) {
+        unregister(fileno_of(f));
+    }
+
+    // poll(timeout=None, maxevents=-1): up to maxevents (fd, events) pairs. Python's float timeout
+    // is in seconds; none or negative blocks, 0 returns at once. maxevents -1 means FD_SETSIZE-1;
+    // 0 or below -1 is a ValueError.
+    std::vector<std::pair<int, std::uint32_t>> poll(Timeout timeout = {}, int maxevents = -1);
+    std::vector<std::pair<int, std::uint32_t>> poll(double timeout_seconds, int maxevents = -1) {
+        return poll(Timeout::seconds(timeout_seconds), maxevents);
+    }
+
+private:
+    struct Adopt {};
+    Epoll(Adopt, int fd) noexcept : epfd_(fd) {}
+    int checked_fd() const;
+    void control(int op, int fd, std::uint32_t eventmask, const char* what);
+
+    int epfd_ = -1;
+};
+#else
+inline constexpr bool has_epoll = false;
+#endif  // __linux__
+
+// ---------------------------------------------------------------------------------------------
 // Other platforms
 // ---------------------------------------------------------------------------------------------
 
@@ -188,7 +279,6 @@ inline constexpr bool has_devpoll = true;
 inline constexpr bool has_devpoll = false;
 #endif
 inline constexpr bool has_poll = true;
-inline constexpr bool has_epoll = false;  // not yet
 
 // ---------------------------------------------------------------------------------------------
 // Templates
@@ -204,15 +294,22 @@ ReadyIndices select_fds(const std::vector<int>& r, const std::vector<int>& w, co
                         Timeout timeout);
 }  // namespace detail
 
+namespace detail {
+// The fd a file object names, unchecked.
+template <FileLike T>
+int raw_fileno(const T& f) {
+    if constexpr (std::same_as<std::remove_cvref_t<T>, int>)
+        return f;
+    else if constexpr (requires { f.fileno(); })
+        return static_cast<int>(f.fileno());
+    else
+        return static_cast<int>(f->fileno());
+}
+}  // namespace detail
+
 template <FileLike T>
 int fileno_of(const T& f) {
-    int fd;
-    if constexpr (std::same_as<std::remove_cvref_t<T>, int>)
-        fd = f;
-    else if constexpr (requires { f.fileno(); })
-        fd = static_cast<int>(f.fileno());
-    else
-        fd = static_cast<int>(f->fileno());
+    int fd = detail::raw_fileno(f);
     if (fd < 0) detail::raise_negative_fd(fd);
     return fd;
 }
