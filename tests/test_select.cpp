@@ -438,7 +438,7 @@ TEST_CASE("epoll: timeouts and maxevents", "[select]") {
         CHECK(ep.poll(0.0, 1).size() == 1);
         CHECK(ep.poll(0.0, 2).size() == 2);
         CHECK(ep.poll(0.0).size() == 3);
-        CHECK(ep.poll({}, 3).size() == 3);     // no timeout: something is ready
+        CHECK(ep.poll(std::nullopt, 3).size() == 3);  // no timeout: something is ready
         CHECK(ep.poll(-1.0, 3).size() == 3);  // negative: blocks, as in Python
         CHECK_THROWS_MATCHES(ep.poll(0.0, 0), tulip::ValueError,
                              Catch::Message("maxevents must be greater than 0, got 0"));
