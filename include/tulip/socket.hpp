@@ -331,12 +331,14 @@ struct AddrInfo {
 };
 
 // getaddrinfo(host, port, family, type, proto, flags). host nullopt is Python's None (with
-// AI_PASSIVE: the wildcard address); port nullopt is None, or a service name in the second form.
-// Throws gaierror.
-std::vector<AddrInfo> getaddrinfo(std::optional<std::string_view> host, std::optional<std::uint16_t> port,
-                                  int family = 0, int type = 0, int proto = 0, int flags = 0);
+// AI_PASSIVE: the wildcard address). The port is a number (0..65535, else ValueError), a service
+// name ("http"), or std::nullopt for None. Throws gaierror.
+std::vector<AddrInfo> getaddrinfo(std::optional<std::string_view> host, int port, int family = 0, int type = 0,
+                                  int proto = 0, int flags = 0);
 std::vector<AddrInfo> getaddrinfo(std::optional<std::string_view> host, std::string_view service,
                                   int family = 0, int type = 0, int proto = 0, int flags = 0);
+std::vector<AddrInfo> getaddrinfo(std::optional<std::string_view> host, std::nullopt_t no_port, int family = 0,
+                                  int type = 0, int proto = 0, int flags = 0);
 // getnameinfo(sockaddr, flags): (host, port) as strings. Throws gaierror.
 std::pair<std::string, std::string> getnameinfo(const Address& address, int flags = 0);
 std::string gethostname();

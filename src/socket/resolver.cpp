@@ -54,13 +54,18 @@ std::vector<AddrInfo> getaddrinfo_impl(std::optional<std::string_view> host, con
 
 }  // namespace
 
-std::vector<AddrInfo> getaddrinfo(std::optional<std::string_view> host, std::optional<std::uint16_t> port, int family,
-                                  int type, int proto, int flags) {
-    std::string port_text = port ? std::to_string(*port) : std::string("None");
+std::vector<AddrInfo> getaddrinfo(std::optional<std::string_view> host, int port, int family, int type, int proto,
+                                  int flags) {
+    std::string port_text = std::to_string(port);
+    if (port < 0 || port > 65535) throw ValueError("getaddrinfo: port must be 0-65535 (got " + port_text + ")");
     // A numeric port never needs the services database.
-    return getaddrinfo_impl(host, port ? port_text.c_str() : nullptr, "getaddrinfo " + describe_host(host, port_text),
-                            family, type, proto,
-                            flags | (port ? AI_NUMERICSERV : 0));
+    return getaddrinfo_impl(host, port_text.c_str(), "getaddrinfo " + describe_host(host, port_text), family, type,
+                            proto, flags | AI_NUMERICSERV);
+}
+
+std::vector<AddrInfo> getaddrinfo(std::optional<std::string_view> host, std::nullopt_t, int family, int type,
+                                  int proto, int flags) {
+    return getaddrinfo_impl(host, nullptr, "getaddrinfo " + describe_host(host, "None"), family, type, proto, flags);
 }
 
 std::vector<AddrInfo> getaddrinfo(std::optional<std::string_view> host, std::string_view service, int family, int type,
