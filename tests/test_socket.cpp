@@ -575,3 +575,37 @@ TEST_CASE("socket: sendfile refuses what Python refuses", "[socket]") {
     c.setblocking(false);
     CHECK_THROWS_AS(c.sendfile(0), tulip::ValueError);
 }
+
+TEST_CASE("socket: a blocking socket sharing its file description with a non-blocking dup still blocks",
+          "[socket]") {
+    NoFdLeak no_leak;
+    auto [a, b] = socket::socketpair();
+    Socket copy = b.dup();
+    copy.setblocking(false);  // O_NONBLOCK is a flag of the open file description: b has it too
+    CHECK(b.gettimeout() == std::nullopt);
+    std::thread writer([&a] { a.sendall("eventually"); });  // before or after b waits: either works
+    CHECK(recv_exactly(b, 10) == "eventually");
+    writer.join();
+}
+
+TEST_CASE("socket: the kernel's SO_RCVTIMEO on a blocking socket is reported, not waited out", "[socket]") {
+    NoFdLeak no_leak;
+    auto [a, b] = socket::socketpair();
+    b.setsockopt(SOL_SOCKET, SO_RCVTIMEO, ::timeval{0, 1000});
+    CHECK_THROWS_AS(b.recv(1), tulip::BlockingIOError);
+}
+
+TEST_CASE("socket: sendall to a peer that never reads times out, saying how much went", "[socket]") {
+    NoFdLeak no_leak;
+    auto [a, b] = socket::socketpair();
+    std::string data(16 << 20, 'x');  // far more than the socket buffers hold
+    a.settimeout(0.05);
+    try {
+        a.sendall(data);
+        FAIL("sent everything");
+    } catch (const tulip::TimeoutError& e) {
+        CHECK_THAT(e.what(), Contains("sendall (") && Contains(" of 16777216 bytes sent): timed out"));
+    }
+    a.setblocking(false);
+    CHECK_THROWS_AS(a.sendall(data), tulip::BlockingIOError);
+}

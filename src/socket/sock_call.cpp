@@ -1,5 +1,6 @@
 #include "sock_call.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 
 #include <cerrno>
@@ -29,6 +30,11 @@ bool wait_ready(int fd, short events, std::optional<Clock::time_point> deadline)
         }
         if (deadline && Clock::now() >= *deadline) return false;
     }
+}
+
+bool is_nonblocking(int fd) {
+    int flags = ::fcntl(fd, F_GETFL);
+    return flags >= 0 && (flags & O_NONBLOCK) != 0;
 }
 
 }  // namespace tulip::socket::detail

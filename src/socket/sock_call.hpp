@@ -3,9 +3,10 @@
 // The fd is blocking in blocking mode and O_NONBLOCK otherwise. A call is tried at once; EINTR is
 // retried (PEP 475); EAGAIN throws BlockingIOError in non-blocking mode, and in timeout mode waits
 // in poll() for readiness until the deadline, then retries, throwing TimeoutError at the deadline.
-// In blocking mode EAGAIN can still happen when another Socket on a dup() of the same open file
-// description has put it in O_NONBLOCK (the flag is shared); we then wait without a deadline
-// rather than fail.
+// In blocking mode EAGAIN means one of two things. Either another Socket on a dup() of the same
+// open file description has put it in O_NONBLOCK (the flag is shared), and we wait without a
+// deadline rather than fail; or the fd really is blocking and the kernel's own SO_RCVTIMEO or
+// SO_SNDTIMEO expired, which is reported (BlockingIOError) as CPython does.
 #pragma once
 
 #include <poll.h>
@@ -47,6 +48,9 @@ private:
 // Returns false when the deadline passes first. EINTR is retried with the time left.
 bool wait_ready(int fd, short events, std::optional<Clock::time_point> deadline);
 
+// Whether the open file description of fd is O_NONBLOCK.
+bool is_nonblocking(int fd);
+
 // Throws TimeoutError with "<what>: timed out".
 [[noreturn]] void raise_timeout(const std::string& what);
 
@@ -59,7 +63,8 @@ auto sock_call(int fd, Deadline& deadline, short events, Op&& op, What&& what) -
         if (r >= 0) return r;
         int err = errno;
         if (err == EINTR) continue;
-        if ((err == EAGAIN || err == EWOULDBLOCK) && deadline.timeout() != 0) {
+        if ((err == EAGAIN || err == EWOULDBLOCK) && deadline.timeout() != 0 &&
+            (deadline.timeout() > 0 || is_nonblocking(fd))) {
             if (!wait_ready(fd, events, deadline.at())) raise_timeout(what());
             continue;
         }
