@@ -27,6 +27,7 @@ using tulip::testing::NoFdLeak;
 using tulip::testing::recv_exactly;
 using Catch::Matchers::Contains;
 using Catch::Matchers::Equals;
+using Catch::Matchers::StartsWith;
 
 namespace {
 
@@ -233,7 +234,8 @@ TEST_CASE("socket: recv on an idle socket with a timeout raises TimeoutError", "
         CHECK_THAT(e.what(), Equals("recv: timed out"));
     }
     // socket.timeout is the same type, and the socket is still usable afterwards.
-    CHECK_THROWS_AS(b.recvfrom(10), socket::timeout);
+    CHECK_THROWS_WITH(b.recvfrom(10), "recvfrom: timed out");  // socket::timeout is TimeoutError
+    CHECK_THROWS_AS(b.recv(10), socket::timeout);
     a.sendall("late");
     CHECK(b.recv(10) == "late");
 }
@@ -455,7 +457,9 @@ TEST_CASE("socket: dup and fromfd make independent sockets on one connection", "
     a.close();
     copy.sendall("via the copy");
     CHECK(recv_exactly(b, 12) == "via the copy");
+    b.settimeout(7.0);
     Socket second = b.dup();
+    CHECK(second.gettimeout() == 7.0);  // dup() keeps the mode, as Python's does
     b.close();
     second.sendall("back");
     CHECK(recv_exactly(copy, 4) == "back");
@@ -608,4 +612,20 @@ TEST_CASE("socket: sendall to a peer that never reads times out, saying how much
     }
     a.setblocking(false);
     CHECK_THROWS_AS(a.sendall(data), tulip::BlockingIOError);
+}
+
+TEST_CASE("socket: Socket(Fileno) of something that is not a socket leaves the fd to its owner", "[socket]") {
+    NoFdLeak no_leak;
+    int pipe_fds[2];
+    REQUIRE(::pipe2(pipe_fds, O_CLOEXEC) == 0);
+    try {
+        Socket s(Socket::Fileno{pipe_fds[0]});
+        FAIL("adopted a pipe");
+    } catch (const tulip::OSError& e) {
+        CHECK(e.errno_value() == ENOTSOCK);
+        CHECK_THAT(e.what(), StartsWith("socket(fileno="));
+    }
+    CHECK(::fcntl(pipe_fds[0], F_GETFD) != -1);  // not closed
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
 }

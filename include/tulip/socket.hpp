@@ -196,7 +196,7 @@ public:
     int connect_ex(const Address& address);
     // Gives up the fd without closing it and returns it (-1 if already closed).
     int detach() noexcept;
-    // A new Socket on a dup() of this fd (close-on-exec), in the default timeout mode.
+    // A new Socket on a dup() of this fd (close-on-exec), in this socket's timeout mode.
     Socket dup() const;
     // The fd, or -1 once closed or detached.
     int fileno() const noexcept { return fd_; }

@@ -46,26 +46,36 @@ std::string Socket::recv(std::size_t bufsize, int flags) {
     return data;
 }
 
-std::pair<std::size_t, Address> Socket::recvfrom_into(std::span<std::byte> buffer, std::size_t nbytes, int flags) {
-    int fd = checked_fd("recvfrom_into");
-    nbytes = checked_nbytes(buffer, nbytes, "recvfrom_into");
-    Deadline deadline(timeout_);
+namespace {
+
+std::pair<std::size_t, Address> recvfrom_impl(int fd, double timeout, std::span<std::byte> buffer, int flags,
+                                              const char* call) {
+    Deadline deadline(timeout);
     ::sockaddr_storage ss{};
     ::socklen_t len = 0;
     auto n = sock_call(
         fd, deadline, POLLIN,
         [&] {
             len = sizeof ss;
-            return ::recvfrom(fd, buffer.data(), nbytes, flags, reinterpret_cast<::sockaddr*>(&ss), &len);
+            return ::recvfrom(fd, buffer.data(), buffer.size(), flags, reinterpret_cast<::sockaddr*>(&ss), &len);
         },
-        [] { return std::string("recvfrom_into"); });
+        [call] { return std::string(call); });
     return {static_cast<std::size_t>(n), Address::from_sockaddr(reinterpret_cast<::sockaddr*>(&ss), len)};
 }
 
+}  // namespace
+
+std::pair<std::size_t, Address> Socket::recvfrom_into(std::span<std::byte> buffer, std::size_t nbytes, int flags) {
+    int fd = checked_fd("recvfrom_into");
+    nbytes = checked_nbytes(buffer, nbytes, "recvfrom_into");
+    return recvfrom_impl(fd, timeout_, buffer.first(nbytes), flags, "recvfrom_into");
+}
+
 std::pair<std::string, Address> Socket::recvfrom(std::size_t bufsize, int flags) {
-    checked_fd("recvfrom");
+    int fd = checked_fd("recvfrom");
     std::string data(bufsize, '\0');
-    auto [n, address] = recvfrom_into(std::as_writable_bytes(std::span<char>(data.data(), data.size())), 0, flags);
+    auto [n, address] =
+        recvfrom_impl(fd, timeout_, std::as_writable_bytes(std::span<char>(data.data(), data.size())), flags, "recvfrom");
     data.resize(n);
     return {std::move(data), std::move(address)};
 }

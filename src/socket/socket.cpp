@@ -116,7 +116,12 @@ void Socket::close() {
 
 int Socket::detach() noexcept { return std::exchange(fd_, -1); }
 
-Socket Socket::dup() const { return fromfd(checked_fd("dup"), family_, type_, proto_); }
+// As CPython's socket.dup(): the copy takes this socket's timeout mode.
+Socket Socket::dup() const {
+    Socket copy = fromfd(checked_fd("dup"), family_, type_, proto_);
+    copy.apply_timeout(timeout_);
+    return copy;
+}
 
 void Socket::apply_timeout(double seconds) {
     int nonblocking = seconds >= 0 ? 1 : 0;
