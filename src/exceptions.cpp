@@ -7,6 +7,8 @@ namespace tulip {
 OSError::OSError(int err, const std::string& what)
     : std::system_error(err, std::generic_category(), what) {}
 
+OSError::OSError(std::error_code code, const std::string& what) : std::system_error(code, what) {}
+
 void raise_os_error(int err, const std::string& what) {
     switch (err) {
     case EAGAIN:

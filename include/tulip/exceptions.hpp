@@ -17,6 +17,11 @@ public:
     // `what` names the failing call and its argument, e.g. "connect 127.0.0.1:9".
     OSError(int err, const std::string& what);
     int errno_value() const noexcept { return code().value(); }
+
+protected:
+    // For the OSError family members whose code is not an errno, in a category of their own
+    // (socket::gaierror carries EAI_* codes, as Python's gaierror.errno does).
+    OSError(std::error_code code, const std::string& what);
 };
 
 #define TULIP_OSERROR_SUBCLASS(Name, Base)                                                        \
