@@ -22,6 +22,7 @@
 #include "tulip/asyncio/detail/ref.hpp"
 #include "tulip/asyncio/detail/ready_queue.hpp"
 #include "tulip/asyncio/detail/task_core.hpp"
+#include "tulip/socket.hpp"
 
 namespace tulip::asyncio {
 
@@ -211,6 +212,22 @@ public:
         watch_signal(sig, detail::make_handle_node(std::forward<F>(fn)));
     }
     bool remove_signal_handler(int sig);
+
+    // --- socket operations (Python's loop.sock_*) -------------------------------------------
+    // The socket must be in non-blocking mode (setblocking(false)), else ValueError: a blocking
+    // call would stall every task of the loop. Each tries the call at once and waits for
+    // readiness only when it would block. A cancelled operation leaves the socket usable and
+    // nothing registered with the backend (a cancelled sock_sendall may have sent a part).
+    Coro<std::string> sock_recv(socket::Socket& sock, std::size_t nbytes);
+    Coro<std::size_t> sock_recv_into(socket::Socket& sock, std::span<std::byte> buf);
+    Coro<std::pair<std::string, socket::Address>> sock_recvfrom(socket::Socket& sock, std::size_t bufsize);
+    Coro<std::pair<std::size_t, socket::Address>> sock_recvfrom_into(socket::Socket& sock, std::span<std::byte> buf);
+    Coro<void> sock_sendall(socket::Socket& sock, std::span<const std::byte> data);
+    Coro<void> sock_sendall(socket::Socket& sock, std::string_view data);
+    Coro<std::size_t> sock_sendto(socket::Socket& sock, std::string_view data, const socket::Address& address);
+    Coro<void> sock_connect(socket::Socket& sock, const socket::Address& address);
+    // The connection comes back non-blocking, as Python's does.
+    Coro<std::pair<socket::Socket, socket::Address>> sock_accept(socket::Socket& sock);
 
     // --- introspection --------------------------------------------------------------------
     // "epoll", "io_uring", "poll" or "select".
