@@ -107,3 +107,37 @@ TEST_CASE_METHOD(LoopFixture, "loop sock_*: a cancelled sock_accept leaves the l
     loop().call_soon([&] { loop().stop(); });
     loop().run_forever();
 }
+
+TEST_CASE_METHOD(LoopFixture, "loop getaddrinfo/getnameinfo: resolve without blocking the loop",
+                 "[loop_sock][threads]") {
+    auto body = [&]() -> asyncio::Coro<> {
+        auto infos = co_await loop().getaddrinfo("127.0.0.1", 80, AF_INET, SOCK_STREAM);
+        REQUIRE(infos.size() == 1);
+        CHECK(infos[0].address == Address::ipv4("127.0.0.1", 80));
+        auto [host, port] = co_await loop().getnameinfo(Address::ipv4("127.0.0.1", 8080),
+                                                        NI_NUMERICHOST | NI_NUMERICSERV);
+        CHECK(host == "127.0.0.1");
+        CHECK(port == "8080");
+        try {
+            co_await loop().getaddrinfo("nohost.invalid", 80);
+            FAIL("nohost.invalid resolved");
+        } catch (const tulip::socket::gaierror& e) {
+            CHECK_THAT(e.what(), Catch::Matchers::StartsWith("getaddrinfo nohost.invalid:80: "));
+        }
+    };
+    run(body());
+}
+
+TEST_CASE_METHOD(LoopFixture, "loop getaddrinfo: cancelling the awaiting task raises at once",
+                 "[loop_sock][threads][cancel]") {
+    auto body = [&]() -> asyncio::Coro<> {
+        auto lookup = asyncio::create_task(loop().getaddrinfo("localhost", 80));
+        co_await asyncio::sleep(0);  // the lookup is on a worker now
+        lookup.cancel();
+        CHECK_THROWS_AS(co_await lookup, asyncio::CancelledError);
+        // The loop still resolves afterwards.
+        auto infos = co_await loop().getaddrinfo("127.0.0.1", 0, AF_INET, SOCK_DGRAM);
+        CHECK(infos.size() == 1);
+    };
+    run(body());
+}

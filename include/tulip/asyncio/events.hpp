@@ -229,6 +229,14 @@ public:
     // The connection comes back non-blocking, as Python's does.
     Coro<std::pair<socket::Socket, socket::Address>> sock_accept(socket::Socket& sock);
 
+    // --- DNS (Python's loop.getaddrinfo / loop.getnameinfo) -----------------------------------
+    // socket::getaddrinfo / getnameinfo run on the default executor, so the loop never blocks on
+    // the resolver. Cancelling the awaiting task raises CancelledError at once; the lookup
+    // already under way finishes on its thread and its result is dropped (as in Python).
+    Coro<std::vector<socket::AddrInfo>> getaddrinfo(std::optional<std::string> host, int port, int family = 0,
+                                                    int type = 0, int proto = 0, int flags = 0);
+    Coro<std::pair<std::string, std::string>> getnameinfo(socket::Address address, int flags = 0);
+
     // --- introspection --------------------------------------------------------------------
     // "epoll", "io_uring", "poll" or "select".
     std::string_view backend_name() const noexcept;
