@@ -3,10 +3,13 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
+
+#include "tulip/asyncio/detail/block_cache.hpp"
 
 namespace tulip::asyncio {
 class EventLoop;
@@ -24,6 +27,11 @@ public:
     HandleNode(const HandleNode&) = delete;
     HandleNode& operator=(const HandleNode&) = delete;
     virtual ~HandleNode() = default;
+
+    // Nodes come from the per-thread block cache (block_cache.hpp): call_soon allocates nothing
+    // in steady state. The virtual destructor passes the size of the complete CallbackNode<F>.
+    static void* operator new(std::size_t size) { return block_cache::allocate(size); }
+    static void operator delete(void* p, std::size_t size) noexcept { block_cache::deallocate(p, size); }
 
     // The count is atomic because call_soon_threadsafe hands a node (and a Handle to it) across
     // threads; everything else about a node belongs to the loop's thread.
