@@ -135,6 +135,7 @@ detail::Ref<detail::HandleNode> EventLoop::push_timer(std::int64_t when_ns, deta
 }
 
 detail::Ref<detail::HandleNode> EventLoop::enqueue_threadsafe(detail::HandleNode* node) {
+    node->mark_shared();  // before any reference: the count is atomic from here on
     detail::Ref<detail::HandleNode> handle(node);
     node->add_ref();  // the queue's reference
     if (!threadsafe_->push(node)) {
