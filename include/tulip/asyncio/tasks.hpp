@@ -173,15 +173,21 @@ auto EventLoop::run_in_executor(F&& fn) -> Future<std::invoke_result_t<std::deca
         }
         // Adopting and moving a Ref does not touch the count; the callback is run or dropped
         // (at close) on the loop thread, which is where the reference is finally released.
-        auto deliver = [owned = detail::Ref<detail::FutureState<R>>::adopt(state), error,
+        // The exception is moved, not copied: a copy left on the worker could be the last owner
+        // of the exception object and free it there while the loop's thread still reads it
+        // through its own copy (exception_ptr counts atomically, but inside libstdc++, where
+        // ThreadSanitizer cannot see it).
+        auto deliver = [owned = detail::Ref<detail::FutureState<R>>::adopt(state), error = std::move(error),
                         value = std::move(value)]() mutable {
             (void)value;  // unused when R is void
-            // Take the reference out of the callback: the node itself may be freed later on the
-            // worker thread (when its Handle there is the last one), which must not touch it.
+            // Take the reference and the exception out of the callback: the node itself may be
+            // freed later on the worker thread (when its Handle there is the last one), which
+            // must not touch them.
             auto state = std::move(owned);
+            auto error_here = std::move(error);
             if (state->done()) return;  // cancelled meanwhile
-            if (error) {
-                state->set_exception(error);
+            if (error_here) {
+                state->set_exception(std::move(error_here));
             } else if constexpr (std::is_void_v<R>) {
                 state->set_result();
             } else {
