@@ -111,10 +111,11 @@ std::int64_t EventLoop::deadline_at(double when_seconds) const noexcept {
 
 std::int64_t EventLoop::deadline_after(double delay_seconds) const noexcept {
     if (std::isnan(delay_seconds)) return detail::kFarFuture;
-    double now = static_cast<double>(now_ns());
+    // One clock read (~30 ns on kvm-clock), used for both the overflow check and the result.
+    std::int64_t now = now_ns();
     double ns = std::max(0.0, delay_seconds) * 1e9;
-    if (ns >= static_cast<double>(detail::kFarFuture) - now) return detail::kFarFuture;
-    return now_ns() + static_cast<std::int64_t>(std::ceil(ns));
+    if (ns >= static_cast<double>(detail::kFarFuture) - static_cast<double>(now)) return detail::kFarFuture;
+    return now + static_cast<std::int64_t>(std::ceil(ns));
 }
 
 void EventLoop::check_closed() const {
