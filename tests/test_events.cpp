@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <thread>
+#include <vector>
 
 #include "loop_fixture.hpp"
 
@@ -274,6 +275,29 @@ TEST_CASE_METHOD(LoopFixture, "loop: call_soon_threadsafe from many threads unde
     loop().run_forever();
     for (auto& t : pool) t.join();
     CHECK(received == threads * per_thread);
+}
+
+TEST_CASE_METHOD(LoopFixture, "loop: Handles of call_soon_threadsafe dropped on either thread, last or not",
+                 "[events][threads]") {
+    // The node's count is atomic only for these nodes: the other thread keeps Handles to them,
+    // dropping some before the loop runs the callback and some after, so that the last reference
+    // goes on either side.
+    constexpr int count = 20'000;
+    std::atomic<int> ran{0};
+    std::vector<asyncio::Handle> kept;
+    kept.reserve(count);
+    std::thread other([&] {
+        for (int i = 0; i < count; ++i) {
+            auto h = loop().call_soon_threadsafe([&] { ran.fetch_add(1, std::memory_order_relaxed); });
+            if (i % 2 == 0) kept.push_back(std::move(h));
+        }
+        while (ran.load() < count) std::this_thread::yield();
+        kept.clear();  // after the loop ran (and released) them: the last reference is here
+        loop().call_soon_threadsafe([&] { loop().stop(); });
+    });
+    loop().run_forever();
+    other.join();
+    CHECK(ran.load() == count);
 }
 
 TEST_CASE_METHOD(LoopFixture, "loop: call_soon_threadsafe wakes a loop blocked with no timers", "[events][threads]") {

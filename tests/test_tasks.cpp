@@ -3,6 +3,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
 #include "loop_fixture.hpp"
 
 using namespace std::chrono_literals;
@@ -80,6 +84,67 @@ TEST_CASE_METHOD(LoopFixture, "task: default names are Task-N", "[tasks]") {
     auto t = loop().create_task(add(1, 1));
     CHECK(t.get_name().rfind("Task-", 0) == 0);
     run([](asyncio::Task<int> t) -> asyncio::Coro<> { co_await t; }(t));
+}
+
+namespace {
+// The number in "Task-<n>".
+std::uint64_t task_number(const std::string& name) {
+    REQUIRE(name.rfind("Task-", 0) == 0);
+    return std::stoull(name.substr(5));
+}
+}  // namespace
+
+TEST_CASE_METHOD(LoopFixture, "task: default numbers follow creation order, not first use", "[tasks]") {
+    // Names are formatted on demand; the numbers must still be those of creation order, and a
+    // task created with a name takes no number (Python's counter is only called for None).
+    auto a = loop().create_task(add(1, 1));
+    auto named = loop().create_task(add(1, 1), "named");
+    auto b = loop().create_task(add(1, 1));
+    auto c = loop().create_task(add(1, 1));
+    std::uint64_t nc = task_number(c.get_name());  // asked first
+    std::uint64_t na = task_number(a.get_name());
+    std::uint64_t nb = task_number(b.get_name());
+    CHECK(nb == na + 1);
+    CHECK(nc == na + 2);
+    CHECK(named.get_name() == "named");
+    CHECK(&a.get_name() == &a.get_name());  // formatted once
+
+    b.set_name("renamed");
+    CHECK(b.get_name() == "renamed");
+    c.set_name("");
+    CHECK(c.get_name().empty());  // Python allows an empty name and keeps it
+
+    std::vector<std::string> names;
+    for (auto& t : asyncio::all_tasks(loop())) names.push_back(t.get_name());
+    std::sort(names.begin(), names.end());
+    CHECK(names == std::vector<std::string>{"", "Task-" + std::to_string(na), "named", "renamed"});
+
+    run([](std::vector<asyncio::Task<int>> ts) -> asyncio::Coro<> {
+        for (auto& t : ts) co_await t;
+        // Renaming through TaskRef, as Python's current_task().set_name().
+        asyncio::current_task().set_name("main");
+        CHECK(asyncio::current_task().get_name() == "main");
+    }({a, named, b, c}));
+    CHECK(a.get_name() == "Task-" + std::to_string(na));  // still readable once done
+}
+
+TEST_CASE_METHOD(LoopFixture, "task: the pending-task report names an unnamed task by its number",
+                 "[tasks]") {
+    auto f = loop().create_future<int>();
+    auto waiter = [](asyncio::Future<int> f) -> asyncio::Coro<int> { co_return co_await f; };
+    std::uint64_t n = 0;
+    {
+        auto t = loop().create_task(waiter(f));
+        auto probe = loop().create_task(add(0, 0));  // the next number, read without touching t
+        n = task_number(probe.get_name()) - 1;
+        run([](asyncio::Task<int> p) -> asyncio::Coro<> { co_await p; }(probe));
+        CHECK(t.state()->describe() == "Task 'Task-" + std::to_string(n) + "'");
+    }
+    loop().close();
+    auto calls = take_handler_calls();
+    REQUIRE(calls.size() == 1);
+    CHECK(calls[0].message == "Task was destroyed but it is pending!");
+    CHECK(calls[0].future == "Task 'Task-" + std::to_string(n) + "'");
 }
 
 TEST_CASE_METHOD(LoopFixture, "task: exception propagates to the awaiter", "[tasks]") {

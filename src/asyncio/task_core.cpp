@@ -65,18 +65,30 @@ void raise_if_cancel_requested() {
     }
 }
 
-void report_pending_task_destroyed(EventLoop* loop, const std::string& name) noexcept {
+void report_pending_task_destroyed(EventLoop* loop, const TaskCore& task) noexcept {
     if (!loop_is_alive(loop)) return;
-    ExceptionContext context;
-    context.message = "Task was destroyed but it is pending!";
-    context.future = "Task '" + name + "'";
-    loop->call_exception_handler(context);
+    try {
+        ExceptionContext context;
+        context.message = "Task was destroyed but it is pending!";
+        context.future = "Task '" + task.get_name() + "'";
+        loop->call_exception_handler(context);
+    } catch (...) {
+        // Out of memory while formatting the report: nothing more can be said.
+    }
 }
 
-std::string next_task_name() {
+std::uint64_t TaskCore::next_task_number() noexcept {
+    // Shared by all loops and threads, as Python's counter is: names are unique in the process.
     static std::atomic<std::uint64_t> counter{0};
-    return "Task-" + std::to_string(counter.fetch_add(1, std::memory_order_relaxed) + 1);
+    return counter.fetch_add(1, std::memory_order_relaxed) + 1;
 }
+
+const std::string& TaskCore::get_name() const {
+    if (number_ != 0 && name_.empty()) name_ = format_task_name(number_);
+    return name_;
+}
+
+std::string format_task_name(std::uint64_t number) { return "Task-" + std::to_string(number); }
 
 }  // namespace tulip::asyncio::detail
 

@@ -10,11 +10,13 @@
 #pragma once
 
 #include <coroutine>
+#include <cstddef>
 #include <exception>
 #include <optional>
 #include <type_traits>
 #include <utility>
 
+#include "tulip/asyncio/detail/block_cache.hpp"
 #include "tulip/exceptions.hpp"
 
 namespace tulip::asyncio {
@@ -32,6 +34,11 @@ protected:
 
 class PromiseBase {
 public:
+    // Coroutine frames come from the per-thread block cache (block_cache.hpp); the frame is
+    // freed with the size it was allocated with.
+    static void* operator new(std::size_t size) { return block_cache::allocate(size); }
+    static void operator delete(void* p, std::size_t size) noexcept { block_cache::deallocate(p, size); }
+
     std::suspend_always initial_suspend() noexcept { return {}; }
 
     struct FinalAwaiter {

@@ -16,10 +16,7 @@ namespace detail {
 
 // Logs "Task was destroyed but it is pending!" through the loop's exception handler, if the loop
 // still exists.
-void report_pending_task_destroyed(EventLoop* loop, const std::string& name) noexcept;
-
-// Gives a task its default name, "Task-<n>".
-std::string next_task_name();
+void report_pending_task_destroyed(EventLoop* loop, const TaskCore& task) noexcept;
 
 template <class T>
 class TaskState final : public FutureState<T>, public TaskCore, public CoroOwner {
@@ -28,7 +25,7 @@ public:
 
     TaskState(EventLoop& loop, Handle frame, std::string task_name)
         : FutureState<T>(loop), frame_(frame) {
-        name = task_name.empty() ? next_task_name() : std::move(task_name);
+        init_name(std::move(task_name));
         resume_point = frame;
         frame_.promise().set_owner(this);
         loop.register_task(*this);
@@ -37,7 +34,7 @@ public:
     ~TaskState() override {
         if (frame_) {
             // Still pending: the loop dropped it (closed) or nothing will ever wake it.
-            report_pending_task_destroyed(&this->loop(), name);
+            report_pending_task_destroyed(&this->loop(), *this);
             destroy_frame();
         }
         if (registered) this->loop().unregister_task(*this);
@@ -46,11 +43,11 @@ public:
     FutureStateBase& future_state() noexcept override { return *this; }
     bool cancel(std::string msg) override { return request_cancel(std::move(msg)); }
     bool is_task() const noexcept override { return true; }
-    std::string describe() const override { return "Task '" + name + "'"; }
+    std::string describe() const override { return "Task '" + get_name() + "'"; }
 
     void abandon_pending() noexcept override {
         if (!frame_) return;
-        report_pending_task_destroyed(&this->loop(), name);
+        report_pending_task_destroyed(&this->loop(), *this);
         destroy_frame();
     }
 
@@ -107,8 +104,8 @@ public:
     explicit Task(detail::Ref<detail::TaskState<T>> s) noexcept
         : Future<T>(detail::Ref<detail::FutureState<T>>(s.get())) {}
 
-    const std::string& get_name() const noexcept { return task().name; }
-    void set_name(std::string name) const { task().name = std::move(name); }
+    const std::string& get_name() const { return task().get_name(); }
+    void set_name(std::string name) const { task().set_name(std::move(name)); }
     // Python 3.11: how many cancel() requests are pending; uncancel() withdraws one.
     std::uint32_t cancelling() const noexcept { return task().num_cancels_requested; }
     std::uint32_t uncancel() const noexcept {
@@ -181,8 +178,9 @@ auto EventLoop::run_in_executor(F&& fn) -> Future<std::invoke_result_t<std::deca
         auto deliver = [owned = detail::Ref<detail::FutureState<R>>::adopt(state), error = std::move(error),
                         value = std::move(value)]() mutable {
             (void)value;  // unused when R is void
-            // Take the reference out of the callback: the node itself may be freed later on the
-            // worker thread (when its Handle there is the last one), which must not touch it.
+            // Take the reference and the exception out of the callback: the node itself may be
+            // freed later on the worker thread (when its Handle there is the last one), which
+            // must not touch them.
             auto state = std::move(owned);
             auto exception = std::move(error);
             if (state->done()) return;  // cancelled meanwhile
@@ -234,7 +232,8 @@ public:
     bool cancel(std::string msg = {}) const { return core_->request_cancel(std::move(msg)); }
     bool done() const noexcept { return state_->done(); }
     bool cancelled() const noexcept { return state_->cancelled(); }
-    const std::string& get_name() const noexcept { return core_->name; }
+    const std::string& get_name() const { return core_->get_name(); }
+    void set_name(std::string name) const { core_->set_name(std::move(name)); }
     std::uint32_t cancelling() const noexcept { return core_->num_cancels_requested; }
     std::uint32_t uncancel() const noexcept {
         if (core_->num_cancels_requested > 0) --core_->num_cancels_requested;

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "tulip/asyncio/detail/block_cache.hpp"
 #include "tulip/asyncio/detail/task_core.hpp"
 #include "tulip/asyncio/exceptions.hpp"
 
@@ -32,6 +33,11 @@ public:
     FutureStateBase(const FutureStateBase&) = delete;
     FutureStateBase& operator=(const FutureStateBase&) = delete;
     virtual ~FutureStateBase();
+
+    // Future and task states come from the per-thread block cache (block_cache.hpp); the
+    // virtual destructor passes the size of the complete object.
+    static void* operator new(std::size_t size) { return block_cache::allocate(size); }
+    static void operator delete(void* p, std::size_t size) noexcept { block_cache::deallocate(p, size); }
 
     void add_ref() noexcept { ++refs_; }
     void release() noexcept {

@@ -3,10 +3,13 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
+
+#include "tulip/asyncio/detail/block_cache.hpp"
 
 namespace tulip::asyncio {
 class EventLoop;
@@ -25,11 +28,31 @@ public:
     HandleNode& operator=(const HandleNode&) = delete;
     virtual ~HandleNode() = default;
 
-    // The count is atomic because call_soon_threadsafe hands a node (and a Handle to it) across
-    // threads; everything else about a node belongs to the loop's thread.
-    void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+    // Nodes come from the per-thread block cache (block_cache.hpp): call_soon allocates nothing
+    // in steady state. The virtual destructor passes the size of the complete CallbackNode<F>.
+    static void* operator new(std::size_t size) { return block_cache::allocate(size); }
+    static void operator delete(void* p, std::size_t size) noexcept { block_cache::deallocate(p, size); }
+
+    // A node made by call_soon_threadsafe crosses threads: the loop's queue holds it and the
+    // calling thread keeps a Handle to it, and either may drop the last reference. Its count is
+    // atomic (mark_shared(), called before the first reference is taken and published with the
+    // node). Every other node is made, run and freed on its loop's thread, as Python requires of
+    // call_soon and call_later; its count is a plain relaxed load and store, saving the four
+    // locked read-modify-writes of a call_soon (~5 ns each). Only the count is shared: cancel()
+    // on a call_soon_threadsafe Handle from another thread is no more thread-safe than Python's.
+    void mark_shared() noexcept { shared_ = true; }
+    void add_ref() noexcept {
+        if (shared_) refs_.fetch_add(1, std::memory_order_relaxed);
+        else refs_.store(refs_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
     void release() noexcept {
-        if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+        if (shared_) {
+            if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+            return;
+        }
+        std::uint32_t left = refs_.load(std::memory_order_relaxed) - 1;
+        if (left == 0) delete this;
+        else refs_.store(left, std::memory_order_relaxed);
     }
 
     bool cancelled() const noexcept { return cancelled_; }
@@ -64,6 +87,7 @@ protected:
 
 private:
     std::atomic<std::uint32_t> refs_{0};
+    bool shared_ = false;  // set once, before the node is published to another thread
     bool cancelled_ = false;
     bool running_ = false;
 };

@@ -5,6 +5,7 @@
 #include <coroutine>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 namespace tulip::asyncio {
 class EventLoop;
@@ -53,7 +54,15 @@ public:
     bool registered = false;  // in its loop's live-task list
     std::string cancel_message;
     std::uint32_t num_cancels_requested = 0;
-    std::string name;
+
+    // Python's Task.get_name()/set_name(). An unnamed task takes its number at creation, so that
+    // the numbers follow creation order as in Python, but "Task-<n>" is only formatted the first
+    // time someone asks: almost no one does, and formatting it cost a sixth of create_task.
+    const std::string& get_name() const;
+    void set_name(std::string name) noexcept {
+        name_ = std::move(name);
+        number_ = 0;
+    }
 
     // The loop's list of live tasks (all_tasks()).
     TaskCore* prev_live = nullptr;
@@ -61,9 +70,23 @@ public:
 
 protected:
     ~TaskCore() = default;
+    // The name given to create_task(), or, when it is empty, the next "Task-<n>" number.
+    void init_name(std::string name) {
+        if (name.empty()) number_ = next_task_number();
+        else name_ = std::move(name);
+    }
     // A cancel() before the first step: the coroutine never starts and the task ends cancelled.
     virtual void cancel_before_start() noexcept = 0;
+
+private:
+    static std::uint64_t next_task_number() noexcept;
+
+    mutable std::string name_;  // empty until set or formatted
+    std::uint64_t number_ = 0;  // 0 once named
 };
+
+// "Task-<number>".
+std::string format_task_name(std::uint64_t number);
 
 // The task whose coroutine is running on this thread right now, or null.
 TaskCore* current_task_core() noexcept;
