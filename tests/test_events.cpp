@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -562,4 +564,49 @@ TEST_CASE("policy: new_event_loop, set_event_loop and a custom policy", "[events
 TEST_CASE("loop: an unknown backend name is a clear error", "[events]") {
     CHECK_THROWS_WITH(asyncio::EventLoop(asyncio::LoopOptions{.backend = "kqueue-on-linux"}),
                       Catch::Contains("unknown or unavailable tulip backend 'kqueue-on-linux'"));
+}
+
+// Cancelled timers leave the heap at once (detail::TimerHeap), so removals from every position
+// must keep the heap in order: schedule many, cancel a random half (from outside and from inside
+// callbacks), and check the rest fire in deadline order (ties in call order) and nothing stays.
+TEST_CASE("loop: timers fire in order while random ones are cancelled", "[events][timers]") {
+    asyncio::EventLoop loop(asyncio::LoopOptions{.virtual_clock = true});
+    std::mt19937 rng(12345);
+    constexpr int n = 2000;
+    std::vector<asyncio::TimerHandle> handles;
+    std::vector<std::pair<double, int>> expected;  // (deadline, call order) of those left
+    std::vector<std::pair<double, int>> fired;
+    std::vector<bool> cancelled(n, false);
+    for (int i = 0; i < n; ++i) {
+        double when = static_cast<double>(rng() % 500) / 10.0;  // many equal deadlines
+        handles.push_back(loop.call_at(when, [&fired, &loop, i] { fired.emplace_back(loop.time(), i); }));
+    }
+    for (int i = 0; i < n; ++i)
+        if (rng() % 2 == 0) {
+            handles[static_cast<std::size_t>(i)].cancel();
+            cancelled[static_cast<std::size_t>(i)] = true;
+        }
+    // A callback that runs before any timer cancels a further set, from inside the loop.
+    loop.call_soon([&] {
+        for (int i = 0; i < n; i += 7) {
+            handles[static_cast<std::size_t>(i)].cancel();
+            cancelled[static_cast<std::size_t>(i)] = true;
+        }
+    });
+    for (int i = 0; i < n; ++i)
+        if (!cancelled[static_cast<std::size_t>(i)] && i % 7 != 0)
+            expected.emplace_back(handles[static_cast<std::size_t>(i)].when(), i);
+    std::stable_sort(expected.begin(), expected.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    loop.call_at(100.0, [&] { loop.stop(); });
+    auto live = static_cast<std::size_t>(std::count(cancelled.begin(), cancelled.end(), false));
+    CHECK(loop.stats().timers == live + 1);
+    loop.run_forever();
+    REQUIRE(fired.size() == expected.size());
+    for (std::size_t k = 0; k < fired.size(); ++k) {
+        CHECK(fired[k].second == expected[k].second);
+        CHECK(fired[k].first == Approx(expected[k].first));
+    }
+    CHECK(loop.stats().timers == 0);
+    loop.close();
 }

@@ -126,7 +126,7 @@ TEST_CASE_METHOD(LoopFixture, "timeout: test_timeout_not_called", "[timeouts]") 
         CHECK(*cm.when() > t1);
     };
     run(body());
-    CHECK(loop().stats().timers == loop().stats().cancelled_timers);
+    CHECK(loop().stats().timers == 0);
 }
 
 TEST_CASE_METHOD(LoopFixture, "timeout: test_timeout_disabled and test_timeout_at_disabled", "[timeouts]") {
@@ -301,7 +301,7 @@ TEST_CASE_METHOD(LoopFixture, "timeout: test_reschedule", "[timeouts]") {
         CHECK_THROWS_AS(co_await task, asyncio::CancelledError);
     };
     run(body());
-    CHECK(loop().stats().timers == loop().stats().cancelled_timers);
+    CHECK(loop().stats().timers == 0);
 }
 
 TEST_CASE_METHOD(LoopFixture, "timeout: reschedule to the past expires it; the message names the deadline",

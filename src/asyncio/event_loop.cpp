@@ -29,9 +29,6 @@ std::unordered_set<const EventLoop*>& live_loops() {
     return loops;
 }
 
-// Python compacts the timer heap when more than half of at least 100 timers are cancelled.
-constexpr std::size_t kMinTimersForCompaction = 100;
-
 // Deadlines are clamped here so that huge delays cannot overflow (reliability check 21).
 constexpr std::int64_t kFarFuture = std::numeric_limits<std::int64_t>::max() / 2;
 
@@ -57,7 +54,7 @@ bool loop_is_alive(const EventLoop* loop) noexcept {
     return live_loops().count(loop) != 0;
 }
 
-void note_timer_cancelled(EventLoop& loop) noexcept { loop.note_timer_cancelled(); }
+void remove_cancelled_timer(EventLoop& loop, HandleNode& node) noexcept { loop.remove_cancelled_timer(node); }
 
 }  // namespace detail
 
@@ -128,8 +125,7 @@ detail::Ref<detail::HandleNode> EventLoop::push_timer(std::int64_t when_ns, deta
     detail::Ref<detail::HandleNode> handle(node);
     check_closed();
     node->when_ns = when_ns;
-    timers_.push_back({when_ns, timer_seq_++, node});
-    std::push_heap(timers_.begin(), timers_.end(), TimerLater{});
+    timers_.push(node);
     node->add_ref();  // the heap's reference
     node->timer_loop_ = this;
     return handle;
@@ -199,7 +195,6 @@ LoopStats EventLoop::stats() const noexcept {
     LoopStats s;
     s.ready = ready_.size();
     s.timers = timers_.size();
-    s.cancelled_timers = cancelled_timers_;
     s.io_watchers = io_ ? io_->size() : 0;
     s.pending_ops = backend_ ? backend_->pending_ops() : 0;
     s.live_tasks = live_task_count_;
@@ -252,51 +247,25 @@ void EventLoop::stop_when_done(detail::FutureStateBase& future) {
 std::int64_t EventLoop::compute_timeout_ns() const noexcept {
     if (!ready_.empty() || stopping_ || threadsafe_->maybe_has_items()) return 0;
     if (timers_.empty()) return -1;
-    return std::max<std::int64_t>(0, timers_.front().when_ns - now_ns());
+    return std::max<std::int64_t>(0, timers_.next_deadline() - now_ns());
 }
 
-void EventLoop::drop_cancelled_timers() {
-    if (timers_.size() > detail::kMinTimersForCompaction && cancelled_timers_ * 2 > timers_.size()) {
-        // Compact: rebuild the heap without the cancelled entries.
-        auto kept = std::remove_if(timers_.begin(), timers_.end(), [](const TimerEntry& t) {
-            if (!t.node->cancelled()) return false;
-            t.node->timer_loop_ = nullptr;
-            t.node->release();
-            return true;
-        });
-        timers_.erase(kept, timers_.end());
-        std::make_heap(timers_.begin(), timers_.end(), TimerLater{});
-        cancelled_timers_ = 0;
-        return;
-    }
-    while (!timers_.empty() && timers_.front().node->cancelled()) {
-        std::pop_heap(timers_.begin(), timers_.end(), TimerLater{});
-        detail::HandleNode* node = timers_.back().node;
-        timers_.pop_back();
-        node->timer_loop_ = nullptr;
-        node->release();
-        --cancelled_timers_;
-    }
+void EventLoop::remove_cancelled_timer(detail::HandleNode& node) noexcept {
+    timers_.remove(node);
+    node.timer_loop_ = nullptr;
+    node.release();  // the heap's reference
 }
 
 void EventLoop::move_due_timers() {
     std::int64_t now = now_ns();
-    while (!timers_.empty() && timers_.front().when_ns <= now) {
-        std::pop_heap(timers_.begin(), timers_.end(), TimerLater{});
-        detail::HandleNode* node = timers_.back().node;
-        timers_.pop_back();
+    while (!timers_.empty() && timers_.next_deadline() <= now) {
+        detail::HandleNode* node = timers_.pop();
         node->timer_loop_ = nullptr;
-        if (node->cancelled()) {
-            --cancelled_timers_;
-            node->release();
-            continue;
-        }
         ready_.push_handle(node);  // the heap's reference moves to the ready queue
     }
 }
 
 void EventLoop::run_once() {
-    drop_cancelled_timers();
     std::int64_t timeout = compute_timeout_ns();
     if (virtual_clock_ && timeout != 0) {
         // Instead of blocking until the next timer, pretend the time has passed.
@@ -398,12 +367,7 @@ void EventLoop::release_everything_scheduled() noexcept {
         if (entry.is_task) entry.task()->future_state().release();
         else entry.handle()->release();
     }
-    for (auto& t : timers_) {
-        t.node->timer_loop_ = nullptr;
-        t.node->release();
-    }
-    timers_.clear();
-    cancelled_timers_ = 0;
+    timers_.clear([](detail::HandleNode* node) { node->release(); });
     std::vector<detail::HandleNode*> nodes;
     threadsafe_->take(nodes);
     for (auto* node : nodes) node->release();

@@ -22,6 +22,7 @@
 #include "tulip/asyncio/detail/ref.hpp"
 #include "tulip/asyncio/detail/ready_queue.hpp"
 #include "tulip/asyncio/detail/task_core.hpp"
+#include "tulip/asyncio/detail/timer_heap.hpp"
 #include "tulip/socket.hpp"
 
 namespace tulip::asyncio {
@@ -96,7 +97,6 @@ struct LoopOptions {
 struct LoopStats {
     std::size_t ready = 0;           // callbacks and task steps in the ready queue
     std::size_t timers = 0;          // entries in the timer heap (cancelled ones included)
-    std::size_t cancelled_timers = 0;
     std::size_t io_watchers = 0;     // add_reader/add_writer registrations
     std::size_t pending_ops = 0;     // operations the backend still holds
     std::size_t live_tasks = 0;      // tasks not yet done
@@ -253,7 +253,8 @@ public:
     void register_task(detail::TaskCore& task) noexcept;
     void unregister_task(detail::TaskCore& task) noexcept;
     detail::TaskCore* first_live_task() const noexcept { return live_tasks_; }
-    void note_timer_cancelled() noexcept { ++cancelled_timers_; }
+    // A timer handle was cancelled: it leaves the heap now, and the heap's reference with it.
+    void remove_cancelled_timer(detail::HandleNode& node) noexcept;
     // Runs a job on the default thread pool (creating it on first use).
     void submit_to_executor(std::function<void()> job);
     // Raises RuntimeError("Event loop is closed") on a closed loop.
@@ -299,7 +300,6 @@ private:
     void run_once();
     std::int64_t compute_timeout_ns() const noexcept;
     void move_due_timers();
-    void drop_cancelled_timers();
     void run_entry(detail::ReadyQueue::Entry entry);
     void run_handle(detail::HandleNode& node);
     void log_if_slow(std::int64_t started_ns, const char* what);
@@ -308,21 +308,8 @@ private:
     void destroy_pending_tasks() noexcept;
     void drain_cancelled_operations() noexcept;
 
-    struct TimerEntry {
-        std::int64_t when_ns;
-        std::uint64_t seq;  // ties keep call order
-        detail::HandleNode* node;
-    };
-    struct TimerLater {
-        bool operator()(const TimerEntry& a, const TimerEntry& b) const noexcept {
-            return a.when_ns != b.when_ns ? a.when_ns > b.when_ns : a.seq > b.seq;
-        }
-    };
-
     detail::ReadyQueue ready_;
-    std::vector<TimerEntry> timers_;
-    std::uint64_t timer_seq_ = 0;
-    std::size_t cancelled_timers_ = 0;
+    detail::TimerHeap timers_;
     detail::TaskCore* live_tasks_ = nullptr;
     std::size_t live_task_count_ = 0;
 

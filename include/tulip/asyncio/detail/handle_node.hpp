@@ -17,9 +17,10 @@ class EventLoop;
 
 namespace tulip::asyncio::detail {
 
+class HandleNode;
 // Called by HandleNode::cancel() for a node that sits in its loop's timer heap (defined with the
-// loop), so that the loop can count cancelled timers and compact the heap.
-void note_timer_cancelled(EventLoop& loop) noexcept;
+// loop): the loop takes it out of the heap at once and drops the heap's reference.
+void remove_cancelled_timer(EventLoop& loop, HandleNode& node) noexcept;
 
 class HandleNode {
 public:
@@ -59,10 +60,11 @@ public:
     void cancel() noexcept {
         if (cancelled_) return;
         cancelled_ = true;
-        if (timer_loop_) note_timer_cancelled(*timer_loop_);
         // Drop the callback (and what it captured) at once, as Python's Handle.cancel() does,
         // unless it is the callback that is running right now.
         if (!running_) drop_callback();
+        // Last: it drops the heap's reference, which may have been the only one.
+        if (timer_loop_) remove_cancelled_timer(*timer_loop_, *this);
     }
 
     void run() {
@@ -80,6 +82,7 @@ public:
     // Timer bookkeeping, owned by the loop.
     std::int64_t when_ns = 0;
     EventLoop* timer_loop_ = nullptr;  // non-null while the node sits in a timer heap
+    std::uint32_t heap_index_ = 0;     // its place there (detail::TimerHeap)
 
 protected:
     virtual void invoke() = 0;
