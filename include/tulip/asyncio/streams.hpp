@@ -48,9 +48,11 @@
 #include <string_view>
 
 #include "tulip/asyncio/coro.hpp"
+#include "tulip/asyncio/events.hpp"
 #include "tulip/asyncio/exceptions.hpp"
 #include "tulip/asyncio/locks.hpp"
 #include "tulip/asyncio/protocols.hpp"
+#include "tulip/asyncio/server.hpp"
 #include "tulip/asyncio/transports.hpp"
 
 namespace tulip::asyncio {
@@ -237,5 +239,29 @@ public:
 private:
     std::shared_ptr<detail::StreamWriterState> state_;
 };
+
+// --- opening streams (Python's open_connection, start_server, ...) ------------------------
+// All of them run on the running loop; errors are create_connection's / create_server's.
+
+// Connects to host:port (loop.create_connection with options) and returns the stream's two
+// ends. With options.sock set, host must be nullopt and port 0: the connected socket is used
+// (Python's open_connection(sock=...)).
+Coro<std::pair<StreamReader, StreamWriter>> open_connection(std::optional<std::string> host, int port,
+                                                            std::size_t limit = stream_default_limit,
+                                                            ConnectionOptions options = {});
+
+// Listens on host:port (loop.create_server with options) and runs client_connected_cb(reader,
+// writer) as a task for each connection. Returns the Server: close() and wait_closed() it.
+Coro<std::shared_ptr<Server>> start_server(ClientConnectedCallback client_connected_cb,
+                                           std::optional<std::string> host, int port,
+                                           std::size_t limit = stream_default_limit, ServerOptions options = {});
+
+// The same over Unix stream sockets (a path, or an abstract name starting with '\0').
+Coro<std::pair<StreamReader, StreamWriter>> open_unix_connection(std::string path,
+                                                                 std::size_t limit = stream_default_limit,
+                                                                 ConnectionOptions options = {});
+Coro<std::shared_ptr<Server>> start_unix_server(ClientConnectedCallback client_connected_cb, std::string path,
+                                                std::size_t limit = stream_default_limit,
+                                                ServerOptions options = {});
 
 }  // namespace tulip::asyncio
