@@ -1,5 +1,6 @@
 // Streams over real sockets (open_connection, start_server and their Unix forms) on loopback,
 // on every backend: echo, backpressure through drain(), and an over-long line.
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -230,4 +231,28 @@ TEST_CASE_METHOD(LoopFixture, "streams loopback: a line longer than the limit, t
         co_return replies;
     };
     CHECK(run(body()) == "ok: first\ntoo long\nok: after\n");
+}
+
+TEST_CASE_METHOD(LoopFixture, "streams loopback: wait_for(readline()) on a peer that never ends its line",
+                 "[streams][streams-net][cancel]") {
+    // Reliability check 12 (slowloris), without the clock in the assertions: the peer sends a
+    // partial line and nothing more, so the readline can only time out. The stream is usable
+    // afterwards and the partial line is still there.
+    using namespace std::chrono_literals;
+    auto [mine, theirs] = tulip::socket::socketpair();
+    theirs.setblocking(false);
+    auto body = [&]() -> asyncio::Coro<std::string> {
+        asyncio::ConnectionOptions options;
+        options.sock = std::move(mine);
+        auto [reader, writer] = co_await asyncio::open_connection(std::nullopt, 0, asyncio::stream_default_limit,
+                                                                  std::move(options));
+        co_await loop().sock_sendall(theirs, std::string_view("no newline yet"));
+        CHECK_THROWS_AS(co_await asyncio::wait_for(reader.readline(), 50ms), asyncio::TimeoutError);
+        co_await loop().sock_sendall(theirs, std::string_view("... now\n"));
+        std::string line = co_await reader.readline();
+        writer.close();
+        co_await writer.wait_closed();
+        co_return line;
+    };
+    CHECK(run(body()) == "no newline yet... now\n");
 }
