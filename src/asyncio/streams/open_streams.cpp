@@ -31,8 +31,10 @@ Coro<std::pair<StreamReader, StreamWriter>> open_connection(std::optional<std::s
     EventLoop& loop = get_running_loop();
     StreamReader reader(limit);
     auto protocol = std::make_shared<StreamReaderProtocol>(reader);
-    auto [transport, _] =
-        co_await loop.create_connection([protocol] { return protocol; }, std::move(host), port, std::move(options));
+    // Named before the co_await: g++ 12 destroys a capturing lambda temporary written inside a
+    // co_await expression twice, which here would drop one reference to the protocol too many.
+    auto factory = [protocol] { return protocol; };
+    auto [transport, _] = co_await loop.create_connection(std::move(factory), std::move(host), port, std::move(options));
     co_return stream_pair(std::move(reader), std::move(transport), std::move(protocol));
 }
 
@@ -49,8 +51,8 @@ Coro<std::pair<StreamReader, StreamWriter>> open_unix_connection(std::string pat
     EventLoop& loop = get_running_loop();
     StreamReader reader(limit);
     auto protocol = std::make_shared<StreamReaderProtocol>(reader);
-    auto [transport, _] =
-        co_await loop.create_unix_connection([protocol] { return protocol; }, std::move(path), std::move(options));
+    auto factory = [protocol] { return protocol; };  // named: see open_connection
+    auto [transport, _] = co_await loop.create_unix_connection(std::move(factory), std::move(path), std::move(options));
     co_return stream_pair(std::move(reader), std::move(transport), std::move(protocol));
 }
 
