@@ -14,6 +14,7 @@
 #include "protocol_helpers.hpp"
 #include "socket_helpers.hpp"
 #include "tulip/asyncio.hpp"
+#include "tulip/asyncio/detail/connect_any.hpp"
 #include "tulip/socket.hpp"
 
 namespace asyncio = tulip::asyncio;
@@ -145,24 +146,29 @@ TEST_CASE_METHOD(LoopFixture, "server: create_connection to a refused port names
 
 TEST_CASE_METHOD(LoopFixture, "server: create_connection falls through a refused address to a working one",
                  "[server]") {
-    if (!tulip::testing::have_ipv6_loopback()) {
-        WARN("no IPv6 loopback here: skipped");
-        return;
-    }
     run([&]() -> asyncio::Coro<> {
-        // "localhost" resolving to ::1 then 127.0.0.1 with only 127.0.0.1 listening.
-        auto infos = co_await loop().getaddrinfo(std::string("localhost"), 0, 0, SOCK_STREAM);
-        if (infos.size() < 2 || infos[0].family != AF_INET6) {
-            WARN("localhost does not resolve to ::1 first here: skipped");
-            co_return;
-        }
         auto server = co_await echo_server(loop());
-        int port = port_of(*server);
-        auto [t, p] = co_await loop().create_connection([] { return std::make_shared<Recorder>(); },
-                                                        std::string("localhost"), port);
-        CHECK(t->peername()->family() == AF_INET);
+        Socket unused(AF_INET, SOCK_STREAM);
+        unused.bind(Address::ipv4("127.0.0.1", 0));  // bound, not listening: refused
+        auto refused = unused.getsockname();
+        auto working = server->sockets().at(0).getsockname();
+        std::vector<tulip::socket::AddrInfo> infos{{AF_INET, SOCK_STREAM, 0, "", refused},
+                                                   {AF_INET, SOCK_STREAM, 0, "", working}};
+        Socket sock = co_await asyncio::detail::connect_any(loop(), infos);
+        CHECK(sock.getpeername() == working);
+        CHECK_FALSE(sock.getblocking());
+        // The same through create_connection(sock=...): the transport is on that connection.
+        asyncio::ConnectionOptions options;
+        options.sock = std::move(sock);
+        auto [t, p] = co_await loop().create_connection([] { return std::make_shared<Recorder>(); }, std::nullopt, 0,
+                                                        std::move(options));
+        t->write("through");
+        co_await p->until([&] { return p->data == "through"; });
         t->close();
         co_await p->until_lost();
+        // All refused: ConnectionRefusedError, not a generic OSError.
+        std::vector<tulip::socket::AddrInfo> both_refused{infos[0], infos[0]};
+        CHECK_THROWS_AS(co_await asyncio::detail::connect_any(loop(), both_refused), tulip::ConnectionRefusedError);
         server->close();
         co_await server->wait_closed();
     }());

@@ -133,7 +133,7 @@ TEST_CASE_METHOD(LoopFixture, "transport: peer reset is reported once, as Connec
             while (p.transport->get_write_buffer_size() == 0) p.transport->write(chunk);
             reset(p.peer);
             co_await p.protocol->until_lost();
-            CHECK(is_exception<tulip::ConnectionError>(p.protocol->lost_exc));
+            CHECK(is_exception<tulip::ConnectionResetError>(p.protocol->lost_exc));
             CHECK(p.transport->get_write_buffer_size() == 0);
             p.transport->write("dropped after the connection was lost");  // no throw, as Python
         }
