@@ -348,3 +348,36 @@ TEST_CASE_METHOD(LoopFixture, "server: cost of an echoed message and of an idle 
         co_await server->wait_closed();
     }());
 }
+
+TEST_CASE_METHOD(LoopFixture, "server: a failing protocol factory is reported; one that closes the server is safe",
+                 "[server]") {
+    run([&]() -> asyncio::Coro<> {
+        int calls = 0;
+        std::shared_ptr<asyncio::Server> server;
+        auto factory = [&]() -> std::shared_ptr<asyncio::Protocol> {
+            if (++calls == 1) throw tulip::RuntimeError("no protocol today");
+            server->close();  // from inside the accept loop
+            server.reset();   // and the last user reference with it
+            return std::make_shared<Echo>();
+        };
+        server = co_await loop().create_server(factory, std::string("127.0.0.1"), 0);
+        int port = port_of(*server);
+        auto connect = [&]() -> asyncio::Coro<Socket> {
+            Socket c(AF_INET, SOCK_STREAM);
+            c.setblocking(false);
+            co_await loop().sock_connect(c, Address::ipv4("127.0.0.1", static_cast<std::uint16_t>(port)));
+            co_return c;
+        };
+        Socket first = co_await connect();
+        std::string eof = co_await asyncio::wait_for(loop().sock_recv(first, 10), 30.0);
+        CHECK(eof.empty());  // closed by the server after the factory failed
+        auto handler_calls = take_handler_calls();
+        REQUIRE(handler_calls.size() == 1);
+        CHECK(handler_calls[0].message == "Error on transport creation for incoming connection");
+        Socket second = co_await connect();
+        co_await loop().sock_sendall(second, std::string_view("echo"));
+        std::string reply = co_await asyncio::wait_for(loop().sock_recv(second, 10), 30.0);
+        CHECK(reply == "echo");
+        CHECK(calls == 2);
+    }());
+}
