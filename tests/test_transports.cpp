@@ -115,6 +115,19 @@ TEST_CASE_METHOD(LoopFixture, "transport: peer EOF closes by default; eof_receiv
             CHECK(p.protocol->eofs == 1);
             CHECK(p.protocol->lost == 1);
         }
+        SECTION("half-close the other way: write_eof, then the peer still sends") {
+            Pair p = co_await make_pair(loop(), true);
+            p.transport->write("request");
+            p.transport->write_eof();
+            CHECK(read_all(p.peer) == "request");  // the peer sees EOF after the data
+            CHECK_FALSE(p.transport->is_closing());
+            p.peer.sendall("response");
+            co_await p.protocol->until([&] { return p.protocol->data == "response"; });
+            p.peer.close();
+            co_await p.protocol->until_lost();
+            CHECK(p.protocol->eofs == 1);
+            CHECK_FALSE(p.protocol->lost_exc);
+        }
     }());
 }
 
@@ -125,6 +138,8 @@ TEST_CASE_METHOD(LoopFixture, "transport: peer reset is reported once, as Connec
             reset(p.peer);
             co_await p.protocol->until_lost();
             CHECK(is_exception<tulip::ConnectionResetError>(p.protocol->lost_exc));
+            co_await asyncio::sleep(0);
+            CHECK(p.protocol->lost == 1);
         }
         SECTION("while writing") {
             Pair p = co_await make_pair(loop(), true);
@@ -136,6 +151,8 @@ TEST_CASE_METHOD(LoopFixture, "transport: peer reset is reported once, as Connec
             CHECK(is_exception<tulip::ConnectionResetError>(p.protocol->lost_exc));
             CHECK(p.transport->get_write_buffer_size() == 0);
             p.transport->write("dropped after the connection was lost");  // no throw, as Python
+            co_await asyncio::sleep(0);
+            CHECK(p.protocol->lost == 1);
         }
         co_await asyncio::sleep(0);
     }());
