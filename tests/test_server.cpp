@@ -410,3 +410,48 @@ TEST_CASE_METHOD(LoopFixture, "server: a failing protocol factory is reported; o
         CHECK(calls == 2);
     }());
 }
+
+TEST_CASE_METHOD(LoopFixture, "server: several hosts, every interface, local_addr, Server::Scope", "[server]") {
+    run([&]() -> asyncio::Coro<> {
+        auto echo = [] { return std::make_shared<Echo>(); };
+        auto recorder = [] { return std::make_shared<Recorder>(); };
+        {
+            // No host: every interface (one socket per family this machine binds).
+            auto server = co_await loop().create_server(echo, std::nullopt, 0);
+            asyncio::Server::Scope scope(server);
+            REQUIRE(!server->sockets().empty());
+            bool has_any_v4 = false;
+            for (const auto& s : server->sockets())
+                has_any_v4 = has_any_v4 || s.getsockname() == Address::ipv4("0.0.0.0", s.getsockname().port());
+            CHECK(has_any_v4);
+        }  // the scope closed it
+        {
+            std::vector<std::string> hosts{"127.0.0.1", "localhost"};  // both are 127.0.0.1 here: bound once
+            asyncio::ServerOptions options;
+            options.reuse_port = true;
+            auto server = co_await loop().create_server(echo, hosts, 0, std::move(options));
+            asyncio::Server::Scope scope(server);
+            std::size_t v4 = 0;
+            for (const auto& s : server->sockets()) v4 += s.getsockname().host() == "127.0.0.1";
+            CHECK(v4 == 1);
+            asyncio::ConnectionOptions copts;
+            copts.local_addr = Address::ipv4("127.0.0.1", 0);
+            copts.family = AF_INET;
+            int port = server->sockets().at(0).getsockname().port();
+            auto [t, p] = co_await loop().create_connection(recorder, std::string("127.0.0.1"), port, std::move(copts));
+            CHECK(t->sockname()->host() == "127.0.0.1");
+            t->write("scoped");
+            co_await p->until([&] { return p->data == "scoped"; });
+            t->close();
+            co_await p->until_lost();
+        }
+        // Bad arguments say what was wrong.
+        asyncio::ServerOptions bad;
+        bad.backlog = 0;
+        CHECK_THROWS_WITH(co_await loop().create_server(echo, std::string("127.0.0.1"), 0, std::move(bad)),
+                          "create_server: backlog must be positive");
+        CHECK_THROWS_AS(co_await loop().create_connection(recorder, std::nullopt, 0), tulip::ValueError);
+        auto [a, b] = tulip::socket::socketpair(AF_UNIX, SOCK_DGRAM);
+        CHECK_THROWS_AS(co_await loop().connect_accepted_socket(recorder, std::move(a)), tulip::ValueError);
+    }());
+}
