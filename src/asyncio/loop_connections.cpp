@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include "transports/socket_transport.hpp"
+#include "tulip/asyncio/detail/connect_any.hpp"
 #include "tulip/asyncio/events.hpp"
 #include "tulip/asyncio/tasks.hpp"
 
@@ -35,25 +36,18 @@ std::string describe(const socket::AddrInfo& info) { return info.address.to_stri
 
 }  // namespace
 
-Coro<socket::Socket> EventLoop::open_connection_socket(std::optional<std::string> host, int port,
-                                                       ConnectionOptions options) {
-    if (options.sock) {
-        if (host || port != 0)
-            throw ValueError("create_connection: host and port may not be specified together with sock");
-        check_stream_socket(*options.sock, "create_connection");
-        co_return std::move(*options.sock);
-    }
-    if (!host) throw ValueError("create_connection: host and port must be given when sock is not");
-    std::vector<socket::AddrInfo> infos =
-        co_await getaddrinfo(host, port, options.family, SOCK_STREAM, options.proto, options.flags);
-    if (infos.empty()) throw OSError(0, "getaddrinfo(" + *host + ") returned an empty list");
+namespace detail {
+
+Coro<socket::Socket> connect_any(EventLoop& loop, std::vector<socket::AddrInfo> infos,
+                                 std::optional<socket::Address> local_addr) {
+    if (infos.empty()) throw ValueError("connect_any: no address to connect to");
     // Try every address in turn (Python's order; no happy eyeballs yet).
     std::vector<std::string> errors;
     std::exception_ptr last;
     for (const auto& info : infos) {
         std::exception_ptr failed;
         try {
-            socket::Socket sock = co_await connect_one(*this, info, options.local_addr);
+            socket::Socket sock = co_await connect_one(loop, info, local_addr);
             co_return sock;
         } catch (const OSError& e) {
             failed = std::current_exception();
@@ -74,6 +68,23 @@ Coro<socket::Socket> EventLoop::open_connection_socket(std::optional<std::string
         if (same) throw;
         throw OSError(0, all);
     }
+}
+
+}  // namespace detail
+
+Coro<socket::Socket> EventLoop::open_connection_socket(std::optional<std::string> host, int port,
+                                                       ConnectionOptions options) {
+    if (options.sock) {
+        if (host || port != 0)
+            throw ValueError("create_connection: host and port may not be specified together with sock");
+        check_stream_socket(*options.sock, "create_connection");
+        co_return std::move(*options.sock);
+    }
+    if (!host) throw ValueError("create_connection: host and port must be given when sock is not");
+    std::vector<socket::AddrInfo> infos =
+        co_await getaddrinfo(host, port, options.family, SOCK_STREAM, options.proto, options.flags);
+    if (infos.empty()) throw OSError(0, "getaddrinfo(" + *host + ") returned an empty list");
+    co_return co_await detail::connect_any(*this, std::move(infos), std::move(options.local_addr));
 }
 
 Coro<socket::Socket> EventLoop::open_unix_connection_socket(std::string path, ConnectionOptions options) {

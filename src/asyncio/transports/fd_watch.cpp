@@ -44,7 +44,12 @@ void FdWatch::set_interest(Direction& d, bool on) {
     }
     // A completion backend still finishing the last cancellation: on_complete resubmits.
     if (d.in_backend) return;
-    loop_.backend().submit(d);
+    try {
+        loop_.backend().submit(d);
+    } catch (...) {
+        d.wanted = false;
+        throw;
+    }
     d.in_backend = true;
 }
 

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <utility>
 
 #include "socket_transport.hpp"
 #include "tulip/asyncio/events.hpp"
@@ -27,11 +28,18 @@ std::exception_ptr os_error(int err, const std::string& what) {
 Listener::Listener(EventLoop& loop, Server& server, int fd)
     : loop_(loop), server_(server), fd_(fd), watch_(FdWatch::create(loop, fd, *this)) {}
 
-Listener::~Listener() { watch_->release(); }
+Listener::~Listener() { stop(); }
+
+void Listener::stop() noexcept {
+    if (watch_) std::exchange(watch_, nullptr)->release();
+}
 
 void Listener::on_fd_events(std::uint32_t) { accept_some(); }
 
 void Listener::accept_some() {
+    // A protocol factory may close the server and drop the last reference to it.
+    std::shared_ptr<Server> keep = server_.self_;
+    if (!keep || !watch_) return;
     for (int i = 0; i < server_.backlog_; ++i) {
         int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
@@ -47,7 +55,7 @@ void Listener::accept_some() {
             return;
         }
         start_connection(fd);
-        if (!server_.is_serving()) return;  // a protocol factory closed the server
+        if (!server_.is_serving() || !watch_) return;  // a protocol factory closed the server
     }
 }
 

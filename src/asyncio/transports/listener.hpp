@@ -17,7 +17,12 @@ public:
     Listener(const Listener&) = delete;
     Listener& operator=(const Listener&) = delete;
 
-    void set_accepting(bool on) { watch_->want_read(on); }
+    void set_accepting(bool on) {
+        if (watch_) watch_->want_read(on);
+    }
+    // Withdraws the watch for good (before the listening socket closes). The listener itself
+    // stays until the server goes: it may be inside its own accept loop right now.
+    void stop() noexcept;
 
 private:
     void on_fd_events(std::uint32_t events) override;

@@ -56,7 +56,7 @@ void Server::close() {
     closed_ = true;
     serving_ = false;
     if (retry_timer_) std::exchange(retry_timer_, {})->cancel();
-    listeners_.clear();  // withdraw the watches before the fds close
+    for (auto& l : listeners_) l->stop();  // withdraw the watches before the fds close
     sockets_.clear();
     if (serving_forever_ && !serving_forever_->done()) serving_forever_->cancel();
     serving_forever_.reset();

@@ -224,7 +224,8 @@ void SocketTransport::eof_ready() {
         fatal_error(std::current_exception(), "Fatal error: protocol.eof_received() call failed.");
         return;
     }
-    if (!keep_open) close();
+    // Closed by the transport itself, not the user: a late write is dropped, as Python's.
+    if (!keep_open) begin_close();
 }
 
 // --- writing ----------------------------------------------------------------------------------
@@ -349,11 +350,13 @@ void SocketTransport::maybe_resume_protocol() {
 // --- closing ----------------------------------------------------------------------------------
 
 void SocketTransport::close() {
-    if (closing_) {
-        user_closed_ = true;
-        return;
-    }
-    closing_ = user_closed_ = true;
+    user_closed_ = true;
+    begin_close();
+}
+
+void SocketTransport::begin_close() {
+    if (closing_) return;
+    closing_ = true;
     update_reading();
     if (buffer_.empty()) schedule_connection_lost(nullptr);
     // else: write_ready() flushes the rest, then connection_lost follows.

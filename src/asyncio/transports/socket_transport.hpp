@@ -82,6 +82,8 @@ private:
     void eof_ready();
     void write_ready();
     void after_drained();
+    // close() without marking the transport closed by the user.
+    void begin_close();
     // I/O: send without blocking; bytes sent, 0 on EAGAIN, -errno on failure.
     std::ptrdiff_t send_some(std::span<const std::byte> data) noexcept;
     std::ptrdiff_t send_buffered() noexcept;
