@@ -2,6 +2,7 @@
 // on every backend: echo, backpressure through drain(), and an over-long line.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "contention.hpp"
@@ -255,4 +256,90 @@ TEST_CASE_METHOD(LoopFixture, "streams loopback: wait_for(readline()) on a peer 
         co_return line;
     };
     CHECK(run(body()) == "no newline yet... now\n");
+}
+
+TEST_CASE_METHOD(LoopFixture, "streams loopback: the peer goes away mid-write: drain raises the loss",
+                 "[streams][streams-net]") {
+    // Reliability check 7, on a socketpair: more is written than the kernel takes, so the
+    // transport buffers and pauses writing; then the peer closes. The waiting drain() and every
+    // later one raise the error the transport lost the connection with.
+    auto [mine, theirs] = tulip::socket::socketpair();
+    auto body = [&]() -> asyncio::Coro<> {
+        asyncio::ConnectionOptions options;
+        options.sock = std::move(mine);
+        auto [reader, writer] = co_await asyncio::open_connection(std::nullopt, 0, asyncio::stream_default_limit,
+                                                                  std::move(options));
+        writer.write(std::string(8 * 1024 * 1024, 'z'));
+        auto draining = asyncio::create_task(writer.drain());
+        co_await asyncio::sleep(0);
+        CHECK_FALSE(draining.done());  // 8 MiB do not fit in a socketpair's buffers
+        theirs.close();
+        bool lost = false;
+        try {
+            co_await draining;
+        } catch (const tulip::ConnectionError&) {  // BrokenPipeError or ConnectionResetError
+            lost = true;
+        }
+        CHECK(lost);
+        CHECK_THROWS_AS(co_await writer.drain(), tulip::ConnectionError);
+        CHECK_THROWS_AS(co_await writer.wait_closed(), tulip::ConnectionError);
+        CHECK(writer.is_closing());
+    };
+    run(body());
+}
+
+TEST_CASE_METHOD(LoopFixture, "streams loopback: write then write_eof delivers every byte before EOF",
+                 "[streams][streams-net]") {
+    // Reliability checks 8 and 9: write_eof() sends what is buffered first, and the half-closed
+    // side still reads the answer.
+    constexpr std::size_t total = 4 * 1024 * 1024;
+    std::string payload(total, '\0');
+    for (std::size_t i = 0; i < total; ++i) payload[i] = static_cast<char>(i * 31 % 253);
+    auto sink = [](StreamReader reader, StreamWriter writer) -> asyncio::Coro<> {
+        std::string all = co_await reader.read();  // until EOF
+        writer.write(std::to_string(all.size()) + " " + std::to_string(std::hash<std::string>{}(all)));
+        writer.close();
+        co_await writer.wait_closed();
+    };
+    auto body = [&]() -> asyncio::Coro<std::string> {
+        auto server = co_await asyncio::start_server(sink, "127.0.0.1", 0);
+        auto [reader, writer] = co_await asyncio::open_connection("127.0.0.1", port_of(*server));
+        writer.write(payload);
+        writer.write_eof();  // half-close: the server's read() ends, our side still reads
+        std::string answer = co_await reader.read();
+        writer.close();
+        co_await writer.wait_closed();
+        server->close();
+        co_await server->wait_closed();
+        co_return answer;
+    };
+    CHECK(run(body()) == std::to_string(total) + " " + std::to_string(std::hash<std::string>{}(payload)));
+}
+
+TEST_CASE_METHOD(LoopFixture, "streams loopback: close() right after a big write loses nothing",
+                 "[streams][streams-net]") {
+    constexpr std::size_t total = 4 * 1024 * 1024;
+    std::string payload(total, '\0');
+    for (std::size_t i = 0; i < total; ++i) payload[i] = static_cast<char>(i * 17 % 241);
+    std::string received;
+    asyncio::Event got_all;
+    auto sink = [&](StreamReader reader, StreamWriter writer) -> asyncio::Coro<> {
+        received = co_await reader.read();  // until the client's FIN
+        got_all.set();
+        writer.close();
+        co_await writer.wait_closed();
+    };
+    auto body = [&]() -> asyncio::Coro<> {
+        auto server = co_await asyncio::start_server(sink, "127.0.0.1", 0);
+        auto [reader, writer] = co_await asyncio::open_connection("127.0.0.1", port_of(*server));
+        writer.write(payload);
+        writer.close();  // with most of the payload still in the transport's buffer
+        co_await writer.wait_closed();
+        co_await got_all.wait();
+        server->close();
+        co_await server->wait_closed();
+    };
+    run(body());
+    CHECK(received.size() == total);
+    CHECK(received == payload);
 }
