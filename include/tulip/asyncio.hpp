@@ -14,6 +14,8 @@
 #include "tulip/asyncio/protocols.hpp"
 #include "tulip/asyncio/queues.hpp"
 #include "tulip/asyncio/runners.hpp"
+#include "tulip/asyncio/server.hpp"
+#include "tulip/asyncio/streams.hpp"
 #include "tulip/asyncio/taskgroups.hpp"
 #include "tulip/asyncio/tasks.hpp"
 #include "tulip/asyncio/threads.hpp"

@@ -13,6 +13,7 @@
 #include "signals.hpp"
 #include "thread_pool.hpp"
 #include "threadsafe_queue.hpp"
+#include "transports/loop_resources.hpp"
 #include "tulip/asyncio/events.hpp"
 
 namespace tulip::asyncio {
@@ -67,7 +68,8 @@ EventLoop::EventLoop() : EventLoop(LoopOptions{}) {}
 EventLoop::EventLoop(LoopOptions options)
     : backend_(detail::make_backend(options.backend)),
       threadsafe_(std::make_unique<detail::LoopThreadsafeQueue>()),
-      io_(std::make_unique<detail::IoWatchers>(*this, *backend_)) {
+      io_(std::make_unique<detail::IoWatchers>(*this, *backend_)),
+      resources_(std::make_unique<detail::LoopResources>()) {
     if (const char* env = std::getenv("TULIP_DEBUG"); env && *env && std::string(env) != "0")
         debug_ = true;
     virtual_clock_ = options.virtual_clock;
@@ -343,6 +345,8 @@ void EventLoop::close() {
     // What the abandoned tasks' frames scheduled while being destroyed.
     release_everything_scheduled();
     if (signals_) signals_->shutdown();
+    // Open transports and servers close their fds and withdraw their operations (no callbacks).
+    resources_->close_all();
     io_->clear();
     drain_cancelled_operations();
     signals_.reset();

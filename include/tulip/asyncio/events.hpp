@@ -23,6 +23,7 @@
 #include "tulip/asyncio/detail/ready_queue.hpp"
 #include "tulip/asyncio/detail/task_core.hpp"
 #include "tulip/asyncio/detail/timer_heap.hpp"
+#include "tulip/asyncio/transports.hpp"
 #include "tulip/socket.hpp"
 
 namespace tulip::asyncio {
@@ -40,6 +41,7 @@ class IoWatchers;
 class ThreadPool;
 class SignalDispatcher;
 class LoopThreadsafeQueue;
+class LoopResources;
 }  // namespace detail
 
 // A callback scheduled by call_soon(); cancel() stops it from running.
@@ -76,6 +78,36 @@ struct ExceptionContext {
     std::optional<Handle> handle;  // the callback that raised, if any
     std::string future;            // "Task 'name'" / "Future", if one is involved
 };
+
+class Server;
+
+// create_connection's keyword arguments (Python's family=, proto=, flags=, sock=, local_addr=).
+struct ConnectionOptions {
+    int family = 0;  // AF_UNSPEC: whatever getaddrinfo gives
+    int proto = 0;
+    int flags = 0;
+    // An already connected stream socket to use instead of host and port (which must be empty).
+    std::optional<socket::Socket> sock;
+    // Bind the socket here before connecting (numeric address; port 0 for any).
+    std::optional<socket::Address> local_addr;
+};
+
+// create_server's keyword arguments (Python's family=, flags=, sock=, backlog=, reuse_address=,
+// reuse_port=, start_serving=).
+struct ServerOptions {
+    int family = 0;  // AF_UNSPEC: every family the host resolves to
+    int flags = 0;   // added to AI_PASSIVE
+    int backlog = 100;
+    std::optional<bool> reuse_address;  // nullopt: true (Python's default on POSIX)
+    bool reuse_port = false;
+    bool start_serving = true;
+    // An already bound stream socket to serve on instead of host and port.
+    std::optional<socket::Socket> sock;
+};
+
+// The protocol type P of a factory returning std::shared_ptr<P>.
+template <class F>
+using protocol_of_t = typename std::invoke_result_t<F&>::element_type;
 
 class EventLoop;
 using ExceptionHandler = std::function<void(EventLoop&, const ExceptionContext&)>;
@@ -237,6 +269,46 @@ public:
                                                     int type = 0, int proto = 0, int flags = 0);
     Coro<std::pair<std::string, std::string>> getnameinfo(socket::Address address, int flags = 0);
 
+    // --- transports and servers (Python's create_connection, create_server, ...) ---------------
+    // Connects to each address host:port resolves to, in turn, until one accepts; then makes a
+    // transport and the factory's protocol, and returns both once connection_made has run. When
+    // every address fails, the one error, or an OSError naming them all, is thrown.
+    template <class F>
+    Coro<std::pair<std::shared_ptr<Transport>, std::shared_ptr<protocol_of_t<F>>>> create_connection(
+        F protocol_factory, std::optional<std::string> host, int port, ConnectionOptions options = {});
+    // Listens on host:port (every address it resolves to; no host: every interface; port 0: a
+    // free port) and makes a transport and a protocol for each connection.
+    template <class F>
+    Coro<std::shared_ptr<Server>> create_server(F protocol_factory, std::optional<std::string> host, int port,
+                                                ServerOptions options = {});
+    // Listens on several hosts at once.
+    template <class F>
+    Coro<std::shared_ptr<Server>> create_server(F protocol_factory, std::vector<std::string> hosts, int port,
+                                                ServerOptions options = {});
+    // Unix stream sockets: a path, or an abstract name starting with '\0'. The path is ignored
+    // when options.sock is given (pass "").
+    template <class F>
+    Coro<std::pair<std::shared_ptr<Transport>, std::shared_ptr<protocol_of_t<F>>>> create_unix_connection(
+        F protocol_factory, std::string path, ConnectionOptions options = {});
+    // A stale socket file at path is removed first, as Python does.
+    template <class F>
+    Coro<std::shared_ptr<Server>> create_unix_server(F protocol_factory, std::string path, ServerOptions options = {});
+    // Wraps a connection accepted elsewhere (Python's connect_accepted_socket).
+    template <class F>
+    Coro<std::pair<std::shared_ptr<Transport>, std::shared_ptr<protocol_of_t<F>>>> connect_accepted_socket(
+        F protocol_factory, socket::Socket sock);
+
+    using ProtocolFactory = std::function<std::shared_ptr<BaseProtocol>()>;
+    using TransportAndProtocol = std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>;
+    // The type-erased forms the templates above call.
+    Coro<socket::Socket> open_connection_socket(std::optional<std::string> host, int port, ConnectionOptions options);
+    Coro<socket::Socket> open_unix_connection_socket(std::string path, ConnectionOptions options);
+    Coro<TransportAndProtocol> make_connection_transport(socket::Socket sock, ProtocolFactory factory);
+    Coro<std::shared_ptr<Server>> create_server_impl(ProtocolFactory factory, std::vector<std::optional<std::string>> hosts,
+                                                     int port, ServerOptions options);
+    Coro<std::shared_ptr<Server>> create_unix_server_impl(ProtocolFactory factory, std::string path,
+                                                          ServerOptions options);
+
     // --- introspection --------------------------------------------------------------------
     // "epoll", "io_uring", "poll" or "select".
     std::string_view backend_name() const noexcept;
@@ -261,6 +333,8 @@ public:
     void check_closed() const;
     // The backend, for tulip's own operations (it outlives close(), which drains it).
     detail::Backend& backend() const noexcept;
+    // Open transports and servers (closed with the loop) and the shared read buffer.
+    detail::LoopResources& resources() const noexcept { return *resources_; }
 
 private:
     template <class F, class... A>
@@ -316,6 +390,7 @@ private:
     std::unique_ptr<detail::Backend> backend_;
     std::unique_ptr<detail::LoopThreadsafeQueue> threadsafe_;
     std::unique_ptr<detail::IoWatchers> io_;
+    std::unique_ptr<detail::LoopResources> resources_;
     std::unique_ptr<detail::SignalDispatcher> signals_;
     std::unique_ptr<detail::ThreadPool> executor_;
     std::uint64_t shuffle_state_ = 0;  // splitmix64 state; used only with a shuffle seed
@@ -364,3 +439,70 @@ bool loop_is_alive(const EventLoop* loop) noexcept;
 
 // Template members need Future, Task and Coro.
 #include "tulip/asyncio/tasks.hpp"
+
+namespace tulip::asyncio {
+
+namespace detail {
+template <class P>
+std::pair<std::shared_ptr<Transport>, std::shared_ptr<P>> typed_pair(EventLoop::TransportAndProtocol tp) {
+    return {std::move(tp.first), std::static_pointer_cast<P>(std::move(tp.second))};
+}
+template <class F>
+EventLoop::ProtocolFactory erase_factory(F factory) {
+    static_assert(std::is_convertible_v<std::invoke_result_t<F&>, std::shared_ptr<BaseProtocol>>,
+                  "the protocol factory must return std::shared_ptr<P> for a protocol class P");
+    return [factory = std::move(factory)]() mutable -> std::shared_ptr<BaseProtocol> { return factory(); };
+}
+}  // namespace detail
+
+template <class F>
+Coro<std::pair<std::shared_ptr<Transport>, std::shared_ptr<protocol_of_t<F>>>> EventLoop::create_connection(
+    F protocol_factory, std::optional<std::string> host, int port, ConnectionOptions options) {
+    ProtocolFactory factory = detail::erase_factory(std::move(protocol_factory));
+    socket::Socket sock = co_await open_connection_socket(std::move(host), port, std::move(options));
+    TransportAndProtocol tp = co_await make_connection_transport(std::move(sock), std::move(factory));
+    co_return detail::typed_pair<protocol_of_t<F>>(std::move(tp));
+}
+
+template <class F>
+Coro<std::shared_ptr<Server>> EventLoop::create_server(F protocol_factory, std::optional<std::string> host, int port,
+                                                       ServerOptions options) {
+    ProtocolFactory factory = detail::erase_factory(std::move(protocol_factory));
+    std::vector<std::optional<std::string>> hosts;
+    hosts.push_back(std::move(host));
+    co_return co_await create_server_impl(std::move(factory), std::move(hosts), port, std::move(options));
+}
+
+template <class F>
+Coro<std::shared_ptr<Server>> EventLoop::create_server(F protocol_factory, std::vector<std::string> hosts, int port,
+                                                       ServerOptions options) {
+    ProtocolFactory factory = detail::erase_factory(std::move(protocol_factory));
+    std::vector<std::optional<std::string>> all(hosts.begin(), hosts.end());
+    co_return co_await create_server_impl(std::move(factory), std::move(all), port, std::move(options));
+}
+
+template <class F>
+Coro<std::pair<std::shared_ptr<Transport>, std::shared_ptr<protocol_of_t<F>>>> EventLoop::create_unix_connection(
+    F protocol_factory, std::string path, ConnectionOptions options) {
+    ProtocolFactory factory = detail::erase_factory(std::move(protocol_factory));
+    socket::Socket sock = co_await open_unix_connection_socket(std::move(path), std::move(options));
+    TransportAndProtocol tp = co_await make_connection_transport(std::move(sock), std::move(factory));
+    co_return detail::typed_pair<protocol_of_t<F>>(std::move(tp));
+}
+
+template <class F>
+Coro<std::shared_ptr<Server>> EventLoop::create_unix_server(F protocol_factory, std::string path,
+                                                            ServerOptions options) {
+    ProtocolFactory factory = detail::erase_factory(std::move(protocol_factory));
+    co_return co_await create_unix_server_impl(std::move(factory), std::move(path), std::move(options));
+}
+
+template <class F>
+Coro<std::pair<std::shared_ptr<Transport>, std::shared_ptr<protocol_of_t<F>>>> EventLoop::connect_accepted_socket(
+    F protocol_factory, socket::Socket sock) {
+    ProtocolFactory factory = detail::erase_factory(std::move(protocol_factory));
+    TransportAndProtocol tp = co_await make_connection_transport(std::move(sock), std::move(factory));
+    co_return detail::typed_pair<protocol_of_t<F>>(std::move(tp));
+}
+
+}  // namespace tulip::asyncio

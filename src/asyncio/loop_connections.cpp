@@ -1,0 +1,125 @@
+// EventLoop::create_connection and friends (Python's base_events.create_connection,
+// unix_events.create_unix_connection, connect_accepted_socket): open a connected socket, then
+// wrap it in a stream transport with the factory's protocol.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include "transports/socket_transport.hpp"
+#include "tulip/asyncio/detail/connect_any.hpp"
+#include "tulip/asyncio/events.hpp"
+#include "tulip/asyncio/tasks.hpp"
+
+namespace tulip::asyncio {
+
+namespace {
+
+void check_stream_socket(const socket::Socket& sock, const char* call) {
+    if (sock.fileno() < 0) raise_os_error(EBADF, std::string(call) + ": the socket is closed");
+    if (sock.type() != SOCK_STREAM)
+        throw ValueError(std::string(call) + ": a stream socket (SOCK_STREAM) is needed, got type " +
+                         std::to_string(sock.type()));
+}
+
+// One attempt of create_connection: a socket of the address's family, bound if asked,
+// connected without blocking. Throws OSError on failure.
+Coro<socket::Socket> connect_one(EventLoop& loop, const socket::AddrInfo& info,
+                                 const std::optional<socket::Address>& local_addr) {
+    socket::Socket sock(info.family, SOCK_STREAM, info.proto);
+    sock.setblocking(false);
+    if (local_addr) sock.bind(*local_addr);
+    co_await loop.sock_connect(sock, info.address);
+    co_return sock;
+}
+
+std::string describe(const socket::AddrInfo& info) { return info.address.to_string(); }
+
+}  // namespace
+
+namespace detail {
+
+Coro<socket::Socket> connect_any(EventLoop& loop, std::vector<socket::AddrInfo> infos,
+                                 std::optional<socket::Address> local_addr) {
+    if (infos.empty()) throw ValueError("connect_any: no address to connect to");
+    // Try every address in turn (Python's order; no happy eyeballs yet).
+    std::vector<std::string> errors;
+    std::exception_ptr last;
+    for (const auto& info : infos) {
+        std::exception_ptr failed;
+        try {
+            socket::Socket sock = co_await connect_one(loop, info, local_addr);
+            co_return sock;
+        } catch (const OSError& e) {
+            failed = std::current_exception();
+            errors.push_back(describe(info) + ": " + e.what());
+        }
+        last = failed;
+    }
+    if (errors.size() == 1) std::rethrow_exception(last);
+    std::string all = "Multiple exceptions: ";
+    for (std::size_t i = 0; i < errors.size(); ++i) all += (i ? ", " : "") + errors[i];
+    // Every attempt failed the same way (all refused, say): keep that error's type, as Python does.
+    try {
+        std::rethrow_exception(last);
+    } catch (const OSError& e) {
+        bool same = true;
+        for (const auto& msg : errors)
+            same = same && msg.substr(msg.find(": ") + 2) == std::string(e.what());
+        if (same) throw;
+        throw OSError(0, all);
+    }
+}
+
+}  // namespace detail
+
+Coro<socket::Socket> EventLoop::open_connection_socket(std::optional<std::string> host, int port,
+                                                       ConnectionOptions options) {
+    if (options.sock) {
+        if (host || port != 0)
+            throw ValueError("create_connection: host and port may not be specified together with sock");
+        check_stream_socket(*options.sock, "create_connection");
+        co_return std::move(*options.sock);
+    }
+    if (!host) throw ValueError("create_connection: host and port must be given when sock is not");
+    std::vector<socket::AddrInfo> infos =
+        co_await getaddrinfo(host, port, options.family, SOCK_STREAM, options.proto, options.flags);
+    if (infos.empty()) throw OSError(0, "getaddrinfo(" + *host + ") returned an empty list");
+    co_return co_await detail::connect_any(*this, std::move(infos), std::move(options.local_addr));
+}
+
+Coro<socket::Socket> EventLoop::open_unix_connection_socket(std::string path, ConnectionOptions options) {
+    if (options.sock) {
+        if (!path.empty()) throw ValueError("create_unix_connection: path and sock can not be specified at the same time");
+        check_stream_socket(*options.sock, "create_unix_connection");
+        if (options.sock->family() != AF_UNIX)
+            throw ValueError("create_unix_connection: a Unix socket (AF_UNIX) is needed");
+        co_return std::move(*options.sock);
+    }
+    if (path.empty()) throw ValueError("create_unix_connection: no path was specified");
+    socket::Socket sock(AF_UNIX, SOCK_STREAM);
+    sock.setblocking(false);
+    co_await sock_connect(sock, socket::Address::unix_path(path));
+    co_return sock;
+}
+
+Coro<EventLoop::TransportAndProtocol> EventLoop::make_connection_transport(socket::Socket sock,
+                                                                          ProtocolFactory factory) {
+    check_stream_socket(sock, "create_connection");
+    std::shared_ptr<BaseProtocol> protocol = factory();
+    if (!protocol) throw ValueError("the protocol factory returned no protocol");
+    Future<void> waiter = create_future<void>();
+    auto transport = detail::SocketTransport::create(*this, std::move(sock), protocol, waiter);
+    std::exception_ptr failed;
+    try {
+        co_await waiter;
+    } catch (...) {
+        failed = std::current_exception();
+    }
+    if (failed) {
+        transport->close();
+        std::rethrow_exception(failed);
+    }
+    co_return TransportAndProtocol(std::move(transport), std::move(protocol));
+}
+
+}  // namespace tulip::asyncio

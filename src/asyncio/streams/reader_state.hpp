@@ -1,0 +1,84 @@
+// The state behind a StreamReader handle: its buffer, EOF and exception flags, the one waiting
+// reader, and the transport it pauses.
+#pragma once
+
+#include <cstddef>
+#include <exception>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "tulip/asyncio/coro.hpp"
+#include "tulip/asyncio/futures.hpp"
+#include "tulip/asyncio/transports.hpp"
+
+namespace tulip::asyncio::detail {
+
+// A byte buffer that is appended at the back and consumed at the front. Consuming only moves a
+// start offset; the bytes before it are dropped when they are more than half the storage, so
+// both ends cost amortised O(1) per byte (CPython's bytearray does the same with ob_start).
+class StreamBuffer {
+public:
+    std::size_t size() const noexcept { return data_.size() - start_; }
+    bool empty() const noexcept { return size() == 0; }
+    std::string_view view() const noexcept { return std::string_view(data_).substr(start_); }
+
+    void append(std::string_view bytes);
+    // Removes and returns the first n bytes (n <= size()). Taking everything from an
+    // uncompacted buffer moves the storage out instead of copying it.
+    std::string take(std::size_t n);
+    void discard(std::size_t n) noexcept;
+    void clear() noexcept;
+
+private:
+    std::string data_;
+    std::size_t start_ = 0;
+};
+
+class StreamReaderState {
+public:
+    explicit StreamReaderState(std::size_t limit) : limit_(limit) {}
+
+    void feed_data(std::string_view data);
+    void feed_eof();
+    void set_exception(std::exception_ptr exc);
+    void set_transport(ReadTransport& transport);
+    // connection_lost(): the transport may go away after it, so forget it.
+    void forget_transport() noexcept { transport_ = nullptr; }
+
+    std::exception_ptr exception() const noexcept { return exception_; }
+    bool eof() const noexcept { return eof_; }
+    std::size_t limit() const noexcept { return limit_; }
+    StreamBuffer& buffer() noexcept { return buffer_; }
+    const StreamBuffer& buffer() const noexcept { return buffer_; }
+
+    // Rethrows the stored exception, if any.
+    void raise_if_failed() const {
+        if (exception_) std::rethrow_exception(exception_);
+    }
+    // Resumes a paused transport once the buffer holds at most `limit` bytes.
+    void maybe_resume_transport();
+
+    // Waits until feed_data, feed_eof or set_exception is called (raising what the latter
+    // gives). RuntimeError if another coroutine waits already. Resumes a paused transport
+    // first, or a read of more than 2 x limit bytes would wait forever. The caller's frame
+    // must hold a reference to this state.
+    Coro<> wait_for_data(const char* func_name);
+
+    // The readuntil() algorithm for separators sorted by length (shortest first, non-empty).
+    Coro<std::string> readuntil(std::span<const std::string_view> separators);
+
+private:
+    void wakeup_waiter();
+
+    StreamBuffer buffer_;
+    std::size_t limit_;
+    std::optional<Future<>> waiter_;
+    std::exception_ptr exception_;
+    ReadTransport* transport_ = nullptr;
+    bool eof_ = false;
+    bool paused_ = false;
+};
+
+}  // namespace tulip::asyncio::detail

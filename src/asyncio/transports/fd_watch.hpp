@@ -1,0 +1,77 @@
+// The fd-watch primitive of the transports: one standing poll operation per direction of an fd,
+// whose read and write interest the owner switches on and off. A completion never runs the
+// owner's code: it records the ready events and puts one reusable node on the loop's ready
+// queue, which then calls the owner's on_fd_events() with everything that arrived since.
+//
+// Stream transports use it today; datagram and pipe transports are meant to reuse it.
+//
+// Lifetime: the watch is heap-allocated apart from its owner. release() detaches the owner and
+// cancels both operations; a completion backend (io_uring) still holds them until their final
+// -ECANCELED completion, which then frees the watch. EventLoop::close() drains those.
+#pragma once
+
+#include <cstdint>
+
+#include "../../backend/backend.hpp"
+#include "tulip/asyncio/detail/handle_node.hpp"
+#include "tulip/asyncio/detail/ref.hpp"
+
+namespace tulip::asyncio {
+class EventLoop;
+}
+
+namespace tulip::asyncio::detail {
+
+class FdWatchOwner {
+public:
+    // events: kPoll* bits that arrived since the last call (errors and hang-ups included).
+    virtual void on_fd_events(std::uint32_t events) = 0;
+
+protected:
+    ~FdWatchOwner() = default;
+};
+
+class FdWatch {
+public:
+    // Nothing is watched until want_read/want_write(true).
+    static FdWatch* create(EventLoop& loop, int fd, FdWatchOwner& owner);
+
+    // Switch interest; cheap when nothing changes. Throws what the backend throws on submit.
+    void want_read(bool on) { set_interest(read_, on); }
+    void want_write(bool on) { set_interest(write_, on); }
+    bool wants_read() const noexcept { return read_.wanted; }
+    bool wants_write() const noexcept { return write_.wanted; }
+
+    // Stops watching, forgets the owner and frees the watch (now, or at the backend's final
+    // completion). Call before closing the fd. The pointer is dead afterwards.
+    void release() noexcept;
+
+private:
+    struct Direction : Operation {
+        FdWatch* watch = nullptr;
+        bool wanted = false;      // the owner's interest
+        bool in_backend = false;  // submitted and not yet released by the backend
+    };
+    class DispatchNode;
+
+    FdWatch(EventLoop& loop, int fd, FdWatchOwner& owner);
+    ~FdWatch();
+
+    void set_interest(Direction& d, bool on);
+    void stop(Direction& d) noexcept;
+    static void on_complete(Operation& op, int result) noexcept;
+    // Records events and queues the dispatch node once.
+    void note(std::uint32_t events) noexcept;
+    void dispatch();
+    bool releasable() const noexcept { return !owner_ && !read_.in_backend && !write_.in_backend; }
+
+    EventLoop& loop_;
+    FdWatchOwner* owner_;
+    Direction read_;
+    Direction write_;
+    Ref<HandleNode> node_;  // reused for every dispatch: no allocation per event
+    std::uint32_t pending_ = 0;
+    bool queued_ = false;
+};
+
+}  // namespace tulip::asyncio::detail

@@ -1,0 +1,39 @@
+// One listening socket of a Server: an fd watch for reading and the accept loop behind it.
+#pragma once
+
+#include "fd_watch.hpp"
+
+namespace tulip::asyncio {
+class EventLoop;
+class Server;
+}  // namespace tulip::asyncio
+
+namespace tulip::asyncio::detail {
+
+class Listener final : private FdWatchOwner {
+public:
+    Listener(EventLoop& loop, Server& server, int fd);
+    ~Listener();
+    Listener(const Listener&) = delete;
+    Listener& operator=(const Listener&) = delete;
+
+    void set_accepting(bool on) {
+        if (watch_) watch_->want_read(on);
+    }
+    // Withdraws the watch for good (before the listening socket closes). The listener itself
+    // stays until the server goes: it may be inside its own accept loop right now.
+    void stop() noexcept;
+
+private:
+    void on_fd_events(std::uint32_t events) override;
+    // Accepts up to the backlog's worth of connections (Python's _accept_connection).
+    void accept_some();
+    void start_connection(int fd);
+
+    EventLoop& loop_;
+    Server& server_;
+    int fd_;
+    FdWatch* watch_;
+};
+
+}  // namespace tulip::asyncio::detail

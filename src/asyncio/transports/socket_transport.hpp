@@ -1,0 +1,123 @@
+// The stream transport over a connected socket (TCP, Unix stream, socketpair): Python's
+// _SelectorSocketTransport, on the backend contract, so it runs the same on every backend.
+//
+// Read path: on readiness, one recv into the loop's shared read buffer and data_received(view)
+// (or get_buffer/recv/buffer_updated for a BufferedProtocol); no per-connection read buffer.
+// Write path: write() tries send() at once and buffers only what the kernel did not take; the
+// buffer goes out vectored (sendmsg, MSG_NOSIGNAL) when the socket drains.
+// Lifetime: the loop holds the transport (self_) from creation until connection_lost() has run,
+// or until the loop closes. All socket I/O is in the functions marked "I/O" so that native
+// completion-backend operations can replace them later.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+
+#include "fd_watch.hpp"
+#include "tulip/asyncio/detail/loop_resource.hpp"
+#include "tulip/asyncio/futures.hpp"
+#include "tulip/asyncio/transports.hpp"
+#include "write_buffer.hpp"
+
+namespace tulip::asyncio {
+class EventLoop;
+class Server;
+}  // namespace tulip::asyncio
+
+namespace tulip::asyncio::detail {
+
+class SocketTransport final : public Transport, private FdWatchOwner, private LoopResource {
+public:
+    // Takes the (connected) socket, makes it non-blocking, and schedules connection_made; then
+    // `waiter`, if given, gets its result (or the exception connection_made threw).
+    static std::shared_ptr<SocketTransport> create(EventLoop& loop, socket::Socket sock,
+                                                   std::shared_ptr<BaseProtocol> protocol,
+                                                   std::optional<Future<void>> waiter = std::nullopt,
+                                                   std::shared_ptr<Server> server = nullptr);
+
+    SocketTransport(EventLoop& loop, socket::Socket sock, std::shared_ptr<BaseProtocol> protocol,
+                    std::shared_ptr<Server> server);
+    ~SocketTransport();
+
+    // BaseTransport
+    void close() override;
+    bool is_closing() const noexcept override { return closing_; }
+    std::shared_ptr<BaseProtocol> get_protocol() const override { return protocol_; }
+    void set_protocol(std::shared_ptr<BaseProtocol> protocol) override;
+    std::any get_extra_info(std::string_view name) const override;
+    std::optional<socket::Address> peername() const override;
+    std::optional<socket::Address> sockname() const override;
+    const socket::Socket* socket() const noexcept override { return &sock_; }
+
+    // ReadTransport
+    bool is_reading() const noexcept override { return !closing_ && !reading_paused_; }
+    void pause_reading() override;
+    void resume_reading() override;
+
+    // WriteTransport
+    using WriteTransport::write;
+    using WriteTransport::writelines;
+    void write(std::span<const std::byte> data) override;
+    void writelines(std::span<const std::string_view> lines) override;
+    void write_eof() override;
+    bool can_write_eof() const noexcept override { return true; }
+    void abort() override;
+    std::size_t get_write_buffer_size() const noexcept override { return buffer_.size(); }
+    std::pair<std::size_t, std::size_t> get_write_buffer_limits() const noexcept override { return {low_, high_}; }
+    void set_write_buffer_limits(std::optional<std::size_t> high = std::nullopt,
+                                 std::optional<std::size_t> low = std::nullopt) override;
+
+private:
+    void on_fd_events(std::uint32_t events) override;
+    void loop_closing() noexcept override;
+
+    void start(std::optional<Future<void>> waiter);
+    void call_connection_made(std::optional<Future<void>> waiter);
+    void read_ready();
+    void read_ready_stream();
+    void read_ready_buffered();
+    void eof_ready();
+    void write_ready();
+    void after_drained();
+    // close() without marking the transport closed by the user.
+    void begin_close();
+    // I/O: send without blocking; bytes sent, 0 on EAGAIN, -errno on failure.
+    std::ptrdiff_t send_some(std::span<const std::byte> data) noexcept;
+    std::ptrdiff_t send_buffered() noexcept;
+    void update_reading() noexcept;
+    void maybe_pause_protocol();
+    void maybe_resume_protocol();
+    // Python's _fatal_error: reports (except for connection resets and the like) and force-closes.
+    void fatal_error(std::exception_ptr exc, const char* message);
+    void fatal_os_error(int err, const char* call);
+    void force_close(std::exception_ptr exc);
+    void schedule_connection_lost(std::exception_ptr exc);
+    void call_connection_lost(std::exception_ptr exc);
+    void release_socket() noexcept;
+    void set_protocol_pointers() noexcept;
+
+    EventLoop& loop_;
+    socket::Socket sock_;
+    std::shared_ptr<BaseProtocol> protocol_;
+    Protocol* stream_ = nullptr;            // protocol_ as a Protocol, or null
+    BufferedProtocol* buffered_ = nullptr;  // protocol_ as a BufferedProtocol, or null
+    FdWatch* watch_ = nullptr;
+    WriteBuffer buffer_;
+    std::size_t high_ = 64 * 1024;
+    std::size_t low_ = 16 * 1024;
+    std::shared_ptr<SocketTransport> self_;  // the loop's reference while open
+    std::shared_ptr<Server> server_;
+    std::uint32_t conn_lost_ = 0;            // > 0 once connection_lost is scheduled
+    bool closing_ = false;                   // close(), abort() or a fatal error
+    bool user_closed_ = false;               // close() or abort() by the user: writes are refused
+    bool eof_ = false;                       // write_eof() asked
+    bool eof_received_ = false;              // the peer's EOF was seen
+    bool reading_paused_ = false;
+    bool protocol_paused_ = false;           // pause_writing() sent, resume_writing() not yet
+    bool protocol_connected_ = false;        // connection_made() ran
+};
+
+}  // namespace tulip::asyncio::detail
