@@ -64,6 +64,16 @@ public:
 // The error category of EAI_* codes; message() is gai_strerror().
 const std::error_category& gai_category() noexcept;
 
+// socket.herror: a gethostbyaddr()/gethostbyname_ex() failure. errno_value() is the resolver's
+// h_errno (HOST_NOT_FOUND, TRY_AGAIN, NO_RECOVERY, NO_DATA), as Python's e.errno; code() is in
+// herror_category(), whose messages are hstrerror()'s: "gethostbyaddr 192.0.2.1: Unknown host".
+class herror : public OSError {
+public:
+    herror(int h_errno_code, const std::string& what);
+};
+
+const std::error_category& herror_category() noexcept;
+
 // Whether the platform supports IPv6 at all (Python's socket.has_ipv6, a build-time constant).
 inline constexpr bool has_ipv6 = true;
 
@@ -297,13 +307,15 @@ std::pair<Socket, Socket> socketpair(int family = AF_UNIX, int type = SOCK_STREA
 // fromfd(fd, family, type, proto): a Socket on a dup() of fd; fd stays the caller's.
 Socket fromfd(int fd, int family, int type, int proto = 0);
 
-// create_connection((host, port), timeout, source_address): connects a TCP socket to every
-// address getaddrinfo() gives for host, in order, until one works; if none does, the error of the
-// last one is thrown. The first form uses getdefaulttimeout() (Python's _GLOBAL_DEFAULT_TIMEOUT).
-// `timeout` is set on the socket before connecting and stays on it.
-Socket create_connection(std::string_view host, std::uint16_t port);
-Socket create_connection(std::string_view host, std::uint16_t port, std::optional<double> timeout,
-                         const std::optional<Address>& source_address = std::nullopt);
+// create_connection((host, port), timeout, source_address, all_errors): connects a TCP socket to
+// every address getaddrinfo() gives for host, in order, until one works. A host of nullopt is
+// Python's None: the loopback addresses (::1, then 127.0.0.1). If no address works, the error of
+// the last one is thrown, or with all_errors (Python 3.11) an ExceptionGroup("create_connection
+// failed") holding every attempt's error in order. The first form uses getdefaulttimeout()
+// (Python's _GLOBAL_DEFAULT_TIMEOUT); `timeout` is set on the socket before connecting and stays.
+Socket create_connection(std::optional<std::string_view> host, std::uint16_t port);
+Socket create_connection(std::optional<std::string_view> host, std::uint16_t port, std::optional<double> timeout,
+                         const std::optional<Address>& source_address = std::nullopt, bool all_errors = false);
 
 // create_server's keyword arguments (Python 3.8): create_server("", 8080, {.family = AF_INET6,
 // .dualstack_ipv6 = true}).
@@ -347,6 +359,21 @@ std::string gethostbyname(std::string_view hostname);
 // The port of a service ("http" -> 80); protocol_name "" matches any ("tcp", "udp").
 // Throws OSError ("service/proto not found") when there is none.
 std::uint16_t getservbyname(std::string_view service_name, std::string_view protocol_name = "");
+// The service name of a port (80 -> "http"). Throws OSError ("port/proto not found") when there
+// is none, ValueError for a port outside 0..65535 (Python's OverflowError).
+std::string getservbyport(int port, std::string_view protocol_name = "");
+
+// What gethostbyaddr() and gethostbyname_ex() return: Python's (hostname, aliaslist, ipaddrlist).
+struct HostEntry {
+    std::string hostname;
+    std::vector<std::string> aliaslist;
+    std::vector<std::string> ipaddrlist;
+};
+// gethostbyaddr(ip_address): the host's primary name, aliases and addresses. A name is resolved
+// first (gaierror if that fails), as in Python; a lookup that finds nothing throws herror.
+HostEntry gethostbyaddr(std::string_view ip_address);
+// gethostbyname_ex(hostname): the IPv4 entry of a name (IPv4 only, as in Python). Throws herror.
+HostEntry gethostbyname_ex(std::string_view hostname);
 
 // inet_pton(family, text): the packed binary address (4 or 16 bytes). Throws OSError(EINVAL)
 // for a string that is not an address, OSError(EAFNOSUPPORT) for another family.
