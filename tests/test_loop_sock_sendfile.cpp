@@ -120,7 +120,8 @@ TEST_CASE_METHOD(LoopFixture, "loop sock_sendfile: a pipe falls back to reading 
         auto writer = [&]() -> asyncio::Coro<> {
             std::size_t off = 0;
             while (off < content.size()) {
-                ssize_t n = ::write(pipe.w.get(), content.data() + off, std::min<std::size_t>(content.size() - off, 50000));
+                std::size_t piece = std::min<std::size_t>(content.size() - off, 50000);
+                ssize_t n = ::write(pipe.w.get(), content.data() + off, piece);
                 if (n > 0) off += static_cast<std::size_t>(n);
                 co_await asyncio::sleep(0);
             }
@@ -160,7 +161,9 @@ TEST_CASE_METHOD(LoopFixture, "loop sock_sendfile: a pipe falls back to reading 
     SECTION("fallback = false: SendfileNotAvailableError, nothing read") {
         tulip::testing::Pipe pipe;
         REQUIRE(::write(pipe.w.get(), "abc", 3) == 3);
-        auto body = [&]() -> asyncio::Coro<> { co_await loop().sock_sendfile(a, pipe.r.get(), 0, std::nullopt, false); };
+        auto body = [&]() -> asyncio::Coro<> {
+            co_await loop().sock_sendfile(a, pipe.r.get(), 0, std::nullopt, /*fallback=*/false);
+        };
         CHECK_THROWS_AS(run(body()), asyncio::SendfileNotAvailableError);
         CHECK_THROWS_WITH(run(body()), Catch::Matchers::Contains("not a regular file"));
         char buf[4];

@@ -137,7 +137,8 @@ TEST_CASE("loop sock_accept: no fd free raises EMFILE at once, and the listener 
             auto accept = [&]() -> asyncio::Coro<> { co_await loop.sock_accept(listener); };
             failure = expect_emfile([&] { loop.run_until_complete(accept()); });
             if (!failure.empty()) return failure;
-            if (loop.stats().pending_ops != 0 || loop.stats().live_tasks != 0) return "the failed accept left work behind";
+            if (loop.stats().pending_ops != 0 || loop.stats().live_tasks != 0)
+                return "the failed accept left work behind";
         }
         // run_until_complete copies its result, so the accepted Socket (move-only) is kept here.
         std::vector<Socket> accepted;

@@ -207,7 +207,8 @@ TEST_CASE("socket: create_connection with all_errors raises an ExceptionGroup of
         std::string expected = "create_connection failed (" + std::to_string(targets.addresses.size()) +
                                " sub-exceptions)";
         for (std::size_t i = 0; i < targets.addresses.size(); ++i) {
-            expected += (i == 0 ? ": " : "; ") + ("connect " + targets.addresses[i].to_string() + ": Connection refused");
+            expected += i == 0 ? ": " : "; ";
+            expected += "connect " + targets.addresses[i].to_string() + ": Connection refused";
             CHECK_THROWS_AS(std::rethrow_exception(group.exceptions()[i]), tulip::ConnectionRefusedError);
         }
         CHECK_THAT(group.what(), Equals(expected));

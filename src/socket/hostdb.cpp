@@ -100,7 +100,8 @@ HostEntry gethostbyname_ex(std::string_view hostname) {
 }
 
 std::string getservbyport(int port, std::string_view protocol_name) {
-    if (port < 0 || port > 65535) throw ValueError("getservbyport: port must be 0-65535 (got " + std::to_string(port) + ")");
+    if (port < 0 || port > 65535)
+        throw ValueError("getservbyport: port must be 0-65535 (got " + std::to_string(port) + ")");
     std::string proto(protocol_name);
     ::servent entry{};
     ::servent* found = nullptr;
