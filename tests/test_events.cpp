@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "loop_fixture.hpp"
+#include "socket_helpers.hpp"
 
 using namespace std::chrono_literals;
 namespace asyncio = tulip::asyncio;
@@ -327,40 +328,26 @@ TEST_CASE_METHOD(LoopFixture, "loop: run_in_executor returns the result and the 
     CHECK(run(body()) == 42);
 }
 
-namespace {
-struct Pipe {
-    int r = -1, w = -1;
-    Pipe() {
-        int fds[2];
-        REQUIRE(::pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0);
-        r = fds[0];
-        w = fds[1];
-    }
-    ~Pipe() {
-        if (r >= 0) ::close(r);
-        if (w >= 0) ::close(w);
-    }
-};
-}  // namespace
+using tulip::testing::Pipe;
 
 TEST_CASE_METHOD(LoopFixture, "loop: add_reader fires while readable, remove_reader stops it", "[events][io]") {
     Pipe p;
     std::string got;
-    loop().add_reader(p.r, [&] {
+    loop().add_reader(p.r.get(), [&] {
         char buf[16];
-        ssize_t n = ::read(p.r, buf, sizeof buf);
+        ssize_t n = ::read(p.r.get(), buf, sizeof buf);
         if (n > 0) got.append(buf, n);
         if (got == "hello") {
-            CHECK(loop().remove_reader(p.r));
+            CHECK(loop().remove_reader(p.r.get()));
             loop().stop();
         }
     });
     CHECK(loop().stats().io_watchers == 1);
-    loop().call_soon([&] { REQUIRE(::write(p.w, "hel", 3) == 3); });
-    loop().call_later(0.01, [&] { REQUIRE(::write(p.w, "lo", 2) == 2); });
+    loop().call_soon([&] { REQUIRE(::write(p.w.get(), "hel", 3) == 3); });
+    loop().call_later(0.01, [&] { REQUIRE(::write(p.w.get(), "lo", 2) == 2); });
     loop().run_forever();
     CHECK(got == "hello");
-    CHECK_FALSE(loop().remove_reader(p.r));
+    CHECK_FALSE(loop().remove_reader(p.r.get()));
     CHECK(loop().stats().io_watchers == 0);
     // A completion backend confirms the cancellation on its next wait: one iteration.
     loop().call_soon([&] { loop().stop(); });
@@ -373,12 +360,12 @@ TEST_CASE_METHOD(LoopFixture, "loop: add_reader and call_soon take named (lvalue
     int reads = 0;
     auto on_readable = [&] {
         char byte;
-        if (::read(p.r, &byte, 1) == 1) ++reads;
-        CHECK(loop().remove_reader(p.r));
+        if (::read(p.r.get(), &byte, 1) == 1) ++reads;
+        CHECK(loop().remove_reader(p.r.get()));
         loop().stop();
     };
-    auto write_one = [&] { REQUIRE(::write(p.w, "x", 1) == 1); };
-    loop().add_reader(p.r, on_readable);  // copied: the named lambda stays usable
+    auto write_one = [&] { REQUIRE(::write(p.w.get(), "x", 1) == 1); };
+    loop().add_reader(p.r.get(), on_readable);  // copied: the named lambda stays usable
     loop().call_soon(write_one);
     loop().run_forever();
     CHECK(reads == 1);
@@ -389,10 +376,10 @@ TEST_CASE_METHOD(LoopFixture, "loop: add_reader and call_soon take named (lvalue
 TEST_CASE_METHOD(LoopFixture, "loop: add_reader is level-triggered like Python's", "[events][io]") {
     Pipe p;
     int calls = 0;
-    REQUIRE(::write(p.w, "x", 1) == 1);
-    loop().add_reader(p.r, [&] {
+    REQUIRE(::write(p.w.get(), "x", 1) == 1);
+    loop().add_reader(p.r.get(), [&] {
         if (++calls == 3) {
-            loop().remove_reader(p.r);
+            loop().remove_reader(p.r.get());
             loop().stop();
         }
     });
@@ -404,10 +391,10 @@ TEST_CASE_METHOD(LoopFixture, "loop: add_writer fires when writable; a second ad
                  "[events][io]") {
     Pipe p;
     int first = 0, second = 0;
-    loop().add_writer(p.w, [&] { ++first; });
-    loop().add_writer(p.w, [&] {
+    loop().add_writer(p.w.get(), [&] { ++first; });
+    loop().add_writer(p.w.get(), [&] {
         ++second;
-        loop().remove_writer(p.w);
+        loop().remove_writer(p.w.get());
         loop().stop();
     });
     loop().run_forever();
@@ -422,14 +409,14 @@ TEST_CASE_METHOD(LoopFixture, "loop: reader and writer on one fd are independent
     // that is readable (the read end) and check writer removal does not disturb the reader.
     Pipe p;
     bool read_seen = false;
-    loop().add_reader(p.r, [&] {
+    loop().add_reader(p.r.get(), [&] {
         read_seen = true;
-        loop().remove_reader(p.r);
+        loop().remove_reader(p.r.get());
         loop().stop();
     });
-    loop().add_writer(p.w, [&] {
-        loop().remove_writer(p.w);
-        REQUIRE(::write(p.w, "z", 1) == 1);
+    loop().add_writer(p.w.get(), [&] {
+        loop().remove_writer(p.w.get());
+        REQUIRE(::write(p.w.get(), "z", 1) == 1);
     });
     loop().run_forever();
     CHECK(read_seen);
@@ -440,10 +427,10 @@ TEST_CASE_METHOD(LoopFixture, "loop: reader and writer on one fd are independent
 TEST_CASE_METHOD(LoopFixture, "loop: remove_reader before the callback runs cancels it", "[events][io]") {
     Pipe p;
     int calls = 0;
-    REQUIRE(::write(p.w, "x", 1) == 1);
-    loop().add_reader(p.r, [&] { ++calls; });
+    REQUIRE(::write(p.w.get(), "x", 1) == 1);
+    loop().add_reader(p.r.get(), [&] { ++calls; });
     // The first callback of the iteration removes the reader, whose event is in the same batch.
-    loop().call_soon([&] { loop().call_soon([&] { loop().remove_reader(p.r); }); });
+    loop().call_soon([&] { loop().call_soon([&] { loop().remove_reader(p.r.get()); }); });
     loop().call_later(0.01, [&] { loop().stop(); });
     loop().run_forever();
     CHECK(calls <= 1);
@@ -464,13 +451,13 @@ TEST_CASE_METHOD(LoopFixture, "loop: backend_name says which backend runs", "[ev
 TEST_CASE_METHOD(LoopFixture, "loop: add_reader on an fd past FD_SETSIZE", "[events][io]") {
     // The select backend cannot watch it and must say so; the others must watch it.
     Pipe p;
-    int high = ::fcntl(p.r, F_DUPFD_CLOEXEC, 1500);
+    int high = ::fcntl(p.r.get(), F_DUPFD_CLOEXEC, 1500);
     REQUIRE(high >= 1500);
     if (loop().backend_name() == "select") {
         CHECK_THROWS_WITH(loop().add_reader(high, [] {}), Catch::Contains("out of range (FD_SETSIZE"));
     } else {
         bool seen = false;
-        REQUIRE(::write(p.w, "x", 1) == 1);
+        REQUIRE(::write(p.w.get(), "x", 1) == 1);
         loop().add_reader(high, [&] {
             seen = true;
             loop().remove_reader(high);
@@ -487,12 +474,10 @@ TEST_CASE_METHOD(LoopFixture, "loop: an fd closed while watched does not break t
     // The user closes a watched fd without remove_reader first (a bug, but a common one): the loop
     // must keep running, and remove_reader afterwards must clean up.
     auto* p = new Pipe;
-    int r = p->r;
+    int r = p->r.get();
     loop().add_reader(r, [] {});
-    ::close(p->w);
-    p->w = -1;
-    ::close(p->r);
-    p->r = -1;
+    p->w.close();
+    p->r.close();
     delete p;
     int ticks = 0;
     loop().call_soon([&] { ++ticks; });

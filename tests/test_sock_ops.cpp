@@ -11,38 +11,16 @@
 #include <vector>
 
 #include "loop_fixture.hpp"
+#include "socket_helpers.hpp"
 #include "tulip/asyncio/detail/sock_ops.hpp"
 
 namespace asyncio = tulip::asyncio;
 namespace detail = tulip::asyncio::detail;
 using tulip::testing::LoopFixture;
+using Fd = tulip::testing::OwnedFd;
+using tulip::testing::SocketPair;
 
 namespace {
-
-// An owned fd, closed at scope exit.
-struct Fd {
-    int fd = -1;
-    Fd() = default;
-    explicit Fd(int f) : fd(f) {}
-    Fd(Fd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
-    Fd& operator=(Fd&& o) noexcept {
-        std::swap(fd, o.fd);
-        return *this;
-    }
-    ~Fd() {
-        if (fd >= 0) ::close(fd);
-    }
-};
-
-struct SocketPair {
-    Fd a, b;
-    explicit SocketPair(int type = SOCK_STREAM) {
-        int fds[2];
-        REQUIRE(::socketpair(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == 0);
-        a = Fd(fds[0]);
-        b = Fd(fds[1]);
-    }
-};
 
 sockaddr_in loopback(std::uint16_t port) {
     sockaddr_in addr{};
@@ -57,17 +35,17 @@ struct Listener {
     Fd fd{::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
     sockaddr_in addr = loopback(0);
     Listener() {
-        REQUIRE(fd.fd >= 0);
-        REQUIRE(::bind(fd.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+        REQUIRE(fd.get() >= 0);
+        REQUIRE(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
         socklen_t len = sizeof addr;
-        REQUIRE(::getsockname(fd.fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-        REQUIRE(::listen(fd.fd, 16) == 0);
+        REQUIRE(::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+        REQUIRE(::listen(fd.get(), 16) == 0);
     }
 };
 
 Fd tcp_socket() {
     Fd s(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    REQUIRE(s.fd >= 0);
+    REQUIRE(s.get() >= 0);
     return s;
 }
 
@@ -78,10 +56,10 @@ std::span<const std::byte> bytes(std::string_view s) { return std::as_bytes(std:
 TEST_CASE_METHOD(LoopFixture, "sock_ops: recv waits for data that another task sends", "[sock_ops]") {
     SocketPair p;
     auto body = [&]() -> asyncio::Coro<std::string> {
-        auto reader = asyncio::create_task(detail::sock_recv(loop(), p.a.fd, 100));
+        auto reader = asyncio::create_task(detail::sock_recv(loop(), p.a.get(), 100));
         co_await asyncio::sleep(0);
         CHECK_FALSE(reader.done());  // nothing to read yet: it waits
-        co_await detail::sock_sendall(loop(), p.b.fd, bytes("hello"));
+        co_await detail::sock_sendall(loop(), p.b.get(), bytes("hello"));
         co_return co_await reader;
     };
     CHECK(run(body()) == "hello");
@@ -89,8 +67,8 @@ TEST_CASE_METHOD(LoopFixture, "sock_ops: recv waits for data that another task s
 
 TEST_CASE_METHOD(LoopFixture, "sock_ops: recv returns empty at end of stream", "[sock_ops]") {
     SocketPair p;
-    REQUIRE(::shutdown(p.b.fd, SHUT_WR) == 0);
-    auto body = [&]() -> asyncio::Coro<std::string> { co_return co_await detail::sock_recv(loop(), p.a.fd, 10); };
+    REQUIRE(::shutdown(p.b.get(), SHUT_WR) == 0);
+    auto body = [&]() -> asyncio::Coro<std::string> { co_return co_await detail::sock_recv(loop(), p.a.get(), 10); };
     CHECK(run(body()).empty());
 }
 
@@ -102,7 +80,7 @@ TEST_CASE_METHOD(LoopFixture, "sock_ops: sendall of 8 MiB to a slow reader arriv
     auto reader = [&]() -> asyncio::Coro<std::string> {
         std::string got;
         for (;;) {
-            std::string chunk = co_await detail::sock_recv(loop(), p.a.fd, 65536);
+            std::string chunk = co_await detail::sock_recv(loop(), p.a.get(), 65536);
             if (chunk.empty()) co_return got;
             got += chunk;
             if (got.size() % (1 << 20) < 65536) co_await asyncio::sleep(0);  // let the writer block
@@ -110,8 +88,8 @@ TEST_CASE_METHOD(LoopFixture, "sock_ops: sendall of 8 MiB to a slow reader arriv
     };
     auto body = [&]() -> asyncio::Coro<std::string> {
         auto r = asyncio::create_task(reader());
-        co_await detail::sock_sendall(loop(), p.b.fd, bytes(data));
-        REQUIRE(::shutdown(p.b.fd, SHUT_WR) == 0);
+        co_await detail::sock_sendall(loop(), p.b.get(), bytes(data));
+        REQUIRE(::shutdown(p.b.get(), SHUT_WR) == 0);
         co_return co_await r;
     };
     std::string got = run(body());
@@ -123,7 +101,7 @@ TEST_CASE_METHOD(LoopFixture, "sock_ops: a cancelled recv consumes nothing and l
                  "[sock_ops][cancel]") {
     SocketPair p;
     auto body = [&]() -> asyncio::Coro<std::string> {
-        auto reader = asyncio::create_task(detail::sock_recv(loop(), p.a.fd, 100));
+        auto reader = asyncio::create_task(detail::sock_recv(loop(), p.a.get(), 100));
         co_await asyncio::sleep(0);
         CHECK(loop().stats().pending_ops >= 1);
         reader.cancel("no longer needed");
@@ -134,8 +112,8 @@ TEST_CASE_METHOD(LoopFixture, "sock_ops: a cancelled recv consumes nothing and l
             CHECK(e.message() == "no longer needed");
         }
         // The data sent afterwards is all there for the next reader.
-        REQUIRE(::send(p.b.fd, "after", 5, 0) == 5);
-        co_return co_await detail::sock_recv(loop(), p.a.fd, 100);
+        REQUIRE(::send(p.b.get(), "after", 5, 0) == 5);
+        co_return co_await detail::sock_recv(loop(), p.a.get(), 100);
     };
     CHECK(run(body()) == "after");
     // A completion backend confirms the cancellation on a later wait.
@@ -147,10 +125,10 @@ TEST_CASE_METHOD(LoopFixture, "sock_ops: a cancelled recv consumes nothing and l
 TEST_CASE_METHOD(LoopFixture, "sock_ops: cancel a waiting recv, then close its fd", "[sock_ops][cancel]") {
     SocketPair p;
     auto body = [&]() -> asyncio::Coro<> {
-        auto reader = asyncio::create_task(detail::sock_recv(loop(), p.a.fd, 100));
+        auto reader = asyncio::create_task(detail::sock_recv(loop(), p.a.get(), 100));
         co_await asyncio::sleep(0);
         reader.cancel();
-        ::close(std::exchange(p.a.fd, -1));
+        p.a.close();
         CHECK_THROWS_AS(co_await reader, asyncio::CancelledError);
         co_await asyncio::sleep(0);
         co_await asyncio::sleep(0);
@@ -163,20 +141,20 @@ TEST_CASE_METHOD(LoopFixture, "sock_ops: connect, accept and echo over TCP loopb
     auto server = [&]() -> asyncio::Coro<std::string> {
         sockaddr_storage peer{};
         socklen_t peer_len = 0;
-        Fd conn(co_await detail::sock_accept(loop(), listener.fd.fd, peer, peer_len));
+        Fd conn(co_await detail::sock_accept(loop(), listener.fd.get(), peer, peer_len));
         CHECK(peer.ss_family == AF_INET);
-        CHECK((::fcntl(conn.fd, F_GETFL) & O_NONBLOCK) != 0);
-        CHECK((::fcntl(conn.fd, F_GETFD) & FD_CLOEXEC) != 0);
-        std::string line = co_await detail::sock_recv(loop(), conn.fd, 100);
-        co_await detail::sock_sendall(loop(), conn.fd, bytes("echo: " + line));
+        CHECK((::fcntl(conn.get(), F_GETFL) & O_NONBLOCK) != 0);
+        CHECK((::fcntl(conn.get(), F_GETFD) & FD_CLOEXEC) != 0);
+        std::string line = co_await detail::sock_recv(loop(), conn.get(), 100);
+        co_await detail::sock_sendall(loop(), conn.get(), bytes("echo: " + line));
         co_return line;
     };
     auto client = [&]() -> asyncio::Coro<std::string> {
         Fd s = tcp_socket();
-        co_await detail::sock_connect(loop(), s.fd, reinterpret_cast<sockaddr*>(&listener.addr), sizeof listener.addr,
+        co_await detail::sock_connect(loop(), s.get(), reinterpret_cast<sockaddr*>(&listener.addr), sizeof listener.addr,
                                       "connect");
-        co_await detail::sock_sendall(loop(), s.fd, bytes("ping"));
-        co_return co_await detail::sock_recv(loop(), s.fd, 100);
+        co_await detail::sock_sendall(loop(), s.get(), bytes("ping"));
+        co_return co_await detail::sock_recv(loop(), s.get(), 100);
     };
     auto body = [&]() -> asyncio::Coro<std::string> {
         auto srv = asyncio::create_task(server());
@@ -197,7 +175,7 @@ TEST_CASE_METHOD(LoopFixture, "sock_ops: a refused connect raises ConnectionRefu
     }
     auto body = [&]() -> asyncio::Coro<> {
         Fd s = tcp_socket();
-        co_await detail::sock_connect(loop(), s.fd, reinterpret_cast<sockaddr*>(&closed_port), sizeof closed_port,
+        co_await detail::sock_connect(loop(), s.get(), reinterpret_cast<sockaddr*>(&closed_port), sizeof closed_port,
                                       "connect 127.0.0.1:" + std::to_string(ntohs(closed_port.sin_port)));
     };
     try {
@@ -217,17 +195,17 @@ TEST_CASE_METHOD(LoopFixture, "sock_ops: a peer reset raises ConnectionResetErro
         auto accepting = [&]() -> asyncio::Coro<int> {
             sockaddr_storage peer{};
             socklen_t len = 0;
-            co_return co_await detail::sock_accept(loop(), listener.fd.fd, peer, len);
+            co_return co_await detail::sock_accept(loop(), listener.fd.get(), peer, len);
         };
         auto acc = asyncio::create_task(accepting());
-        co_await detail::sock_connect(loop(), client.fd, reinterpret_cast<sockaddr*>(&listener.addr),
+        co_await detail::sock_connect(loop(), client.get(), reinterpret_cast<sockaddr*>(&listener.addr),
                                       sizeof listener.addr, "connect");
         Fd conn(co_await acc);
-        auto reader = asyncio::create_task(detail::sock_recv(loop(), client.fd, 100));
+        auto reader = asyncio::create_task(detail::sock_recv(loop(), client.get(), 100));
         co_await asyncio::sleep(0);
         linger hard{1, 0};  // close with RST
-        REQUIRE(::setsockopt(conn.fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard) == 0);
-        ::close(std::exchange(conn.fd, -1));
+        REQUIRE(::setsockopt(conn.get(), SOL_SOCKET, SO_LINGER, &hard, sizeof hard) == 0);
+        conn.close();
         CHECK_THROWS_AS(co_await reader, tulip::ConnectionResetError);
         // The loop is still fine.
         co_await asyncio::sleep(0);
@@ -239,9 +217,9 @@ TEST_CASE_METHOD(LoopFixture, "sock_ops: UDP sendto and recvfrom_into keep datag
     Fd server(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     Fd client(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     sockaddr_in addr = loopback(0);
-    REQUIRE(::bind(server.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::bind(server.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
     socklen_t len = sizeof addr;
-    REQUIRE(::getsockname(server.fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    REQUIRE(::getsockname(server.get(), reinterpret_cast<sockaddr*>(&addr), &len) == 0);
     auto body = [&]() -> asyncio::Coro<std::vector<std::string>> {
         std::vector<std::string> got;
         auto receive = [&]() -> asyncio::Coro<> {
@@ -249,7 +227,7 @@ TEST_CASE_METHOD(LoopFixture, "sock_ops: UDP sendto and recvfrom_into keep datag
                 std::vector<std::byte> buf(64);
                 sockaddr_storage from{};
                 socklen_t from_len = 0;
-                std::size_t n = co_await detail::sock_recvfrom_into(loop(), server.fd, buf, from, from_len);
+                std::size_t n = co_await detail::sock_recvfrom_into(loop(), server.get(), buf, from, from_len);
                 CHECK(from.ss_family == AF_INET);
                 got.emplace_back(reinterpret_cast<const char*>(buf.data()), n);
             }
@@ -258,7 +236,7 @@ TEST_CASE_METHOD(LoopFixture, "sock_ops: UDP sendto and recvfrom_into keep datag
         co_await asyncio::sleep(0);
         for (std::string_view d : {"one", "two!", "three"}) {
             // Never CHECK(co_await ...): Catch2 may evaluate the expression twice.
-            std::size_t sent = co_await detail::sock_sendto(loop(), client.fd, bytes(d),
+            std::size_t sent = co_await detail::sock_sendto(loop(), client.get(), bytes(d),
                                                             reinterpret_cast<sockaddr*>(&addr), sizeof addr);
             CHECK(sent == d.size());
         }
@@ -284,7 +262,7 @@ TEST_CASE("sock_ops: a loop closed while a task waits in recv releases its opera
     {
         SocketPair p;
         asyncio::EventLoop loop;
-        auto task = loop.create_task(detail::sock_recv(loop, p.a.fd, 10));
+        auto task = loop.create_task(detail::sock_recv(loop, p.a.get(), 10));
         loop.run_until_complete([]() -> asyncio::Coro<> {
             co_await asyncio::sleep(0);
             co_await asyncio::sleep(0);

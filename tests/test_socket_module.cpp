@@ -127,6 +127,148 @@ TEST_CASE("socket: create_connection raises the last error, naming the address",
     }
 }
 
+namespace {
+
+// For create_connection(None, port): the loopback addresses getaddrinfo(None) gives (::1, then
+// 127.0.0.1), all on one port, every one bound (so that a connect() is refused, and nobody else
+// can take the port meanwhile), and the last one also listening when `last_listens`.
+struct LoopbackTargets {
+    std::vector<Address> addresses;
+    std::vector<Socket> sockets;
+    std::uint16_t port = 0;
+
+    explicit LoopbackTargets(bool last_listens) {
+        auto entries = socket::getaddrinfo(std::nullopt, 1, 0, SOCK_STREAM);
+        REQUIRE(entries.size() >= 2);
+        for (int attempt = 0; attempt < 20 && !bind_all(entries, last_listens); ++attempt) {
+        }
+        REQUIRE(sockets.size() == entries.size());
+    }
+
+private:
+    // Binds the last address on a fresh port, then the others on that port; false if one of
+    // them is taken there (another process's socket), to try another port.
+    bool bind_all(const std::vector<socket::AddrInfo>& entries, bool last_listens) {
+        sockets.clear();
+        addresses.clear();
+        auto with_port = [](const Address& a, std::uint16_t p) {
+            return a.family() == AF_INET ? Address::ipv4(a.host(), p) : Address::ipv6(a.host(), p);
+        };
+        Socket last(entries.back().family, SOCK_STREAM);
+        last.bind(with_port(entries.back().address, 0));
+        port = last.getsockname().port();
+        if (last_listens) last.listen();
+        for (std::size_t i = 0; i + 1 < entries.size(); ++i) {
+            Socket s(entries[i].family, SOCK_STREAM);
+            if (entries[i].family == AF_INET6) s.setsockopt(IPPROTO_IPV6, IPV6_V6ONLY, 1);
+            try {
+                s.bind(with_port(entries[i].address, port));
+            } catch (const tulip::OSError&) {
+                return false;
+            }
+            addresses.push_back(s.getsockname());
+            sockets.push_back(std::move(s));
+        }
+        addresses.push_back(last.getsockname());
+        sockets.push_back(std::move(last));
+        return true;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("socket: create_connection falls through refused addresses to one that listens", "[socket]") {
+    NoFdLeak no_leak;
+    if (!tulip::testing::have_ipv6_loopback()) {
+        WARN("skipped: ::1 cannot be bound here, and getaddrinfo(None) gives it first");
+        return;
+    }
+    LoopbackTargets targets(/*last_listens=*/true);
+    CHECK(targets.addresses.front().family() == AF_INET6);  // ::1 first: refused
+    Socket c = socket::create_connection(std::nullopt, targets.port, 10.0, std::nullopt, true);
+    CHECK(c.getpeername() == targets.addresses.back());
+    auto [conn, peer] = targets.sockets.back().accept();
+    CHECK(peer == c.getsockname());
+}
+
+TEST_CASE("socket: create_connection with all_errors raises an ExceptionGroup of every attempt", "[socket]") {
+    NoFdLeak no_leak;
+    if (!tulip::testing::have_ipv6_loopback()) {
+        WARN("skipped: ::1 cannot be bound here");
+        return;
+    }
+    LoopbackTargets targets(/*last_listens=*/false);
+    try {
+        socket::create_connection(std::nullopt, targets.port, 10.0, std::nullopt, true);
+        FAIL("connected");
+    } catch (const tulip::ExceptionGroup& group) {
+        CHECK(group.message() == "create_connection failed");
+        REQUIRE(group.exceptions().size() == targets.addresses.size());
+        std::string expected = "create_connection failed (" + std::to_string(targets.addresses.size()) +
+                               " sub-exceptions)";
+        for (std::size_t i = 0; i < targets.addresses.size(); ++i) {
+            expected += i == 0 ? ": " : "; ";
+            expected += "connect " + targets.addresses[i].to_string() + ": Connection refused";
+            CHECK_THROWS_AS(std::rethrow_exception(group.exceptions()[i]), tulip::ConnectionRefusedError);
+        }
+        CHECK_THAT(group.what(), Equals(expected));
+    }
+    // Without all_errors: the last address's error alone.
+    try {
+        socket::create_connection(std::nullopt, targets.port, 10.0);
+        FAIL("connected");
+    } catch (const tulip::ConnectionRefusedError& e) {
+        CHECK_THAT(e.what(), StartsWith("connect " + targets.addresses.back().to_string()));
+    }
+}
+
+TEST_CASE("socket: gethostbyaddr and gethostbyname_ex read the hosts database", "[socket]") {
+    auto entry = socket::gethostbyaddr("127.0.0.1");
+    CHECK_FALSE(entry.hostname.empty());
+    CHECK(entry.ipaddrlist == std::vector<std::string>{"127.0.0.1"});
+    // The same database that getnameinfo() reads, so the same name.
+    CHECK(entry.hostname == socket::getnameinfo(Address::ipv4("127.0.0.1", 0), NI_NAMEREQD).first);
+    auto by_name = socket::gethostbyname_ex("localhost");
+    CHECK_THAT(by_name.ipaddrlist, Catch::Matchers::VectorContains(std::string("127.0.0.1")));
+    // A name is resolved first, as in Python.
+    CHECK(socket::gethostbyaddr("localhost").ipaddrlist == std::vector<std::string>{"127.0.0.1"});
+}
+
+TEST_CASE("socket: resolver failures of the host database are herror, of a name gaierror", "[socket]") {
+    try {
+        socket::gethostbyname_ex("nohost.invalid");
+        FAIL("resolved");
+    } catch (const socket::herror& e) {
+        CHECK(e.code().category() == socket::herror_category());
+        CHECK((e.errno_value() == HOST_NOT_FOUND || e.errno_value() == TRY_AGAIN || e.errno_value() == NO_DATA));
+        CHECK_THAT(e.what(), StartsWith("gethostbyname_ex nohost.invalid: "));
+        CHECK_THAT(e.what(), Contains(::hstrerror(e.errno_value())));
+    }
+    socket::herror made(HOST_NOT_FOUND, "gethostbyaddr 192.0.2.1");
+    CHECK_THAT(made.what(), Equals("gethostbyaddr 192.0.2.1: Unknown host"));
+    const tulip::OSError& as_os_error = made;  // Python: herror is an OSError
+    CHECK(as_os_error.errno_value() == HOST_NOT_FOUND);
+    try {
+        socket::gethostbyaddr("nohost.invalid");
+        FAIL("resolved");
+    } catch (const socket::gaierror& e) {
+        CHECK_THAT(e.what(), StartsWith("gethostbyaddr nohost.invalid: "));
+    }
+}
+
+TEST_CASE("socket: getservbyport", "[socket]") {
+    CHECK(socket::getservbyport(socket::getservbyname("ssh", "tcp"), "tcp") == "ssh");
+    CHECK(socket::getservbyport(80) == "http");
+    CHECK_THROWS_WITH(socket::getservbyport(65536), "getservbyport: port must be 0-65535 (got 65536)");
+    try {
+        socket::getservbyport(1, "nosuchproto");
+        FAIL("found");
+    } catch (const tulip::OSError& e) {
+        CHECK(e.errno_value() == ENOENT);
+        CHECK_THAT(e.what(), StartsWith("getservbyport 1/nosuchproto: port/proto not found"));
+    }
+}
+
 TEST_CASE("socket: create_server listens with SO_REUSEADDR", "[socket]") {
     NoFdLeak no_leak;
     Socket server = socket::create_server("127.0.0.1", 0, {.backlog = 5});

@@ -5,10 +5,13 @@
 // `except ConnectionResetError:`.
 #pragma once
 
+#include <exception>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 namespace tulip {
 
@@ -69,6 +72,47 @@ public:
 class KeyError : public std::out_of_range {
 public:
     using std::out_of_range::out_of_range;
+};
+
+// Python's ExceptionGroup (3.11): several exceptions raised together, as
+// socket::create_connection(..., all_errors = true) raises every attempt's error, and a TaskGroup
+// its tasks' (asyncio::ExceptionGroup, a subclass). C++ has no `except*`: look at exceptions()
+// and rethrow each to catch it by type. what() is the message, the count, and each
+// sub-exception's message in order: "create_connection failed (2 sub-exceptions): ...; ...".
+class ExceptionGroup : public std::exception {
+public:
+    ExceptionGroup(std::string message, std::vector<std::exception_ptr> exceptions)
+        : ExceptionGroup(std::move(message), std::move(exceptions), &describe_exception) {}
+
+    const std::string& message() const noexcept { return message_; }
+    const std::vector<std::exception_ptr>& exceptions() const noexcept { return exceptions_; }
+    const char* what() const noexcept override { return what_.c_str(); }
+
+protected:
+    // `describe` gives each sub-exception's text in what() (a subclass may know more types).
+    using Describe = std::string (*)(const std::exception_ptr&);
+    ExceptionGroup(std::string message, std::vector<std::exception_ptr> exceptions, Describe describe)
+        : message_(std::move(message)), exceptions_(std::move(exceptions)) {
+        what_ = message_ + " (" + std::to_string(exceptions_.size()) + " sub-exception" +
+                (exceptions_.size() == 1 ? "" : "s") + ")";
+        for (std::size_t i = 0; i < exceptions_.size(); ++i)
+            what_ += (i == 0 ? ": " : "; ") + describe(exceptions_[i]);
+    }
+
+    static std::string describe_exception(const std::exception_ptr& e) {
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+            return x.what();
+        } catch (...) {
+            return "unknown exception";
+        }
+    }
+
+private:
+    std::string message_;
+    std::vector<std::exception_ptr> exceptions_;
+    std::string what_;
 };
 
 // Throws the OSError subclass that Python would raise for `err`, with the message

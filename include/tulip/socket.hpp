@@ -64,6 +64,16 @@ public:
 // The error category of EAI_* codes; message() is gai_strerror().
 const std::error_category& gai_category() noexcept;
 
+// socket.herror: a gethostbyaddr()/gethostbyname_ex() failure. errno_value() is the resolver's
+// h_errno (HOST_NOT_FOUND, TRY_AGAIN, NO_RECOVERY, NO_DATA), as Python's e.errno; code() is in
+// herror_category(), whose messages are hstrerror()'s: "gethostbyaddr 192.0.2.1: Unknown host".
+class herror : public OSError {
+public:
+    herror(int h_errno_code, const std::string& what);
+};
+
+const std::error_category& herror_category() noexcept;
+
 // Whether the platform supports IPv6 at all (Python's socket.has_ipv6, a build-time constant).
 inline constexpr bool has_ipv6 = true;
 
@@ -142,6 +152,8 @@ struct RecvMsg {
 
 // What recv_fds() returns: Python's (data, fds, msg_flags, address). The fds are new descriptors
 // (close-on-exec) that the caller owns and must close.
+class SocketFile;
+
 struct RecvFds {
     std::string data;
     std::vector<int> fds;
@@ -266,6 +278,12 @@ public:
     // shutdown(SHUT_RD | SHUT_WR | SHUT_RDWR).
     void shutdown(int how);
 
+    // makefile(mode, buffering): a buffered file object over this socket (see SocketFile). mode
+    // is made of 'r', 'w' and 'b' ("r", "w", "rw", "rwb", ...); buffering is the buffer size
+    // (nullopt: 8192, Python's io.DEFAULT_BUFFER_SIZE; 0: unbuffered, binary modes only).
+    // ValueError for another mode, or in non-blocking mode (Python requires blocking or timeout).
+    SocketFile makefile(std::string_view mode = "r", std::optional<std::size_t> buffering = std::nullopt) const;
+
     int family() const noexcept { return family_; }
     int type() const noexcept { return type_; }
     int proto() const noexcept { return proto_; }
@@ -286,6 +304,72 @@ private:
     friend Socket fromfd(int, int, int, int);
 };
 
+// What Socket::makefile() returns: Python's socket.makefile() file object, a BufferedReader /
+// BufferedWriter (or BufferedRWPair) over the socket, with the bytes interface only.
+//
+// It works on its own dup() of the socket, in the socket's timeout mode: closing the file leaves
+// the socket open for its owner, and the owner may close the socket first while the file goes on
+// (Python keeps the socket open until its files are closed; here the kernel does). Reads that the
+// file has buffered are not seen by the owner's own recv(), as in Python.
+//
+// A timeout loses nothing: what arrived before it stays buffered and the next read returns it.
+// (Python's file refuses any read after a timeout, "cannot read from timed out object", because
+// its buffer could have lost data.) Likewise flush() drops only what was sent.
+//
+// Left out: text mode (encoding, errors, newline; 'b' is accepted and every mode reads bytes),
+// line buffering (buffering=1 is a 1-byte buffer), readinto, readlines, peek, iteration.
+class SocketFile {
+public:
+    // A closed file.
+    SocketFile() = default;
+    SocketFile(SocketFile&& other) noexcept = default;
+    SocketFile& operator=(SocketFile&& other) noexcept;
+    SocketFile(const SocketFile&) = delete;
+    SocketFile& operator=(const SocketFile&) = delete;
+    // Flushes and closes, ignoring errors, as Python's IOBase does when collected.
+    ~SocketFile();
+
+    // read(size): up to `size` bytes, fewer only at end of stream; nullopt (Python's -1) reads to
+    // the end of the stream. Unbuffered, read(size) is one recv(): it may return fewer.
+    std::string read(std::optional<std::size_t> size = std::nullopt);
+    // readline(limit): up to and including the next '\n', or to the end of the stream, or
+    // `limit` bytes, whichever comes first. Never consumes past the newline it returns.
+    std::string readline(std::optional<std::size_t> limit = std::nullopt);
+    // Buffers `data` (sending when the buffer is full) and returns its size. Unbuffered, sends
+    // it all at once.
+    std::size_t write(std::string_view data);
+    // Sends what is buffered.
+    void flush();
+    // Flushes, then closes the file's fd (the socket stays open). A second close does nothing.
+    void close();
+
+    bool closed() const noexcept { return sock_.fileno() < 0; }
+    bool readable() const noexcept { return reading_; }
+    bool writable() const noexcept { return writing_; }
+    const std::string& mode() const noexcept { return mode_; }
+    // The file's own fd (a dup of the socket's), -1 once closed.
+    int fileno() const noexcept { return sock_.fileno(); }
+
+private:
+    friend class Socket;
+    SocketFile(Socket sock, std::string mode, std::size_t buffer_size);
+    void check_open(const char* call) const;
+    void check_readable(const char* call) const;
+    // One recv() of up to `want` bytes (more if buffered) into the read buffer; 0 at end of stream.
+    std::size_t fill(std::size_t want);
+    std::string take(std::size_t n);
+    std::size_t buffered() const noexcept { return rbuf_.size() - rpos_; }
+
+    Socket sock_;
+    std::string mode_;
+    bool reading_ = false;
+    bool writing_ = false;
+    std::size_t buffer_size_ = 0;  // 0: unbuffered
+    std::string rbuf_;             // received, not yet read: rbuf_[rpos_..]
+    std::size_t rpos_ = 0;
+    std::string wbuf_;             // written, not yet sent
+};
+
 // --- module functions ---------------------------------------------------------------------
 
 // The timeout new sockets start with (nullopt: blocking). Process-wide, as in Python.
@@ -297,13 +381,15 @@ std::pair<Socket, Socket> socketpair(int family = AF_UNIX, int type = SOCK_STREA
 // fromfd(fd, family, type, proto): a Socket on a dup() of fd; fd stays the caller's.
 Socket fromfd(int fd, int family, int type, int proto = 0);
 
-// create_connection((host, port), timeout, source_address): connects a TCP socket to every
-// address getaddrinfo() gives for host, in order, until one works; if none does, the error of the
-// last one is thrown. The first form uses getdefaulttimeout() (Python's _GLOBAL_DEFAULT_TIMEOUT).
-// `timeout` is set on the socket before connecting and stays on it.
-Socket create_connection(std::string_view host, std::uint16_t port);
-Socket create_connection(std::string_view host, std::uint16_t port, std::optional<double> timeout,
-                         const std::optional<Address>& source_address = std::nullopt);
+// create_connection((host, port), timeout, source_address, all_errors): connects a TCP socket to
+// every address getaddrinfo() gives for host, in order, until one works. A host of nullopt is
+// Python's None: the loopback addresses (::1, then 127.0.0.1). If no address works, the error of
+// the last one is thrown, or with all_errors (Python 3.11) an ExceptionGroup("create_connection
+// failed") holding every attempt's error in order. The first form uses getdefaulttimeout()
+// (Python's _GLOBAL_DEFAULT_TIMEOUT); `timeout` is set on the socket before connecting and stays.
+Socket create_connection(std::optional<std::string_view> host, std::uint16_t port);
+Socket create_connection(std::optional<std::string_view> host, std::uint16_t port, std::optional<double> timeout,
+                         const std::optional<Address>& source_address = std::nullopt, bool all_errors = false);
 
 // create_server's keyword arguments (Python 3.8): create_server("", 8080, {.family = AF_INET6,
 // .dualstack_ipv6 = true}).
@@ -347,6 +433,21 @@ std::string gethostbyname(std::string_view hostname);
 // The port of a service ("http" -> 80); protocol_name "" matches any ("tcp", "udp").
 // Throws OSError ("service/proto not found") when there is none.
 std::uint16_t getservbyname(std::string_view service_name, std::string_view protocol_name = "");
+// The service name of a port (80 -> "http"). Throws OSError ("port/proto not found") when there
+// is none, ValueError for a port outside 0..65535 (Python's OverflowError).
+std::string getservbyport(int port, std::string_view protocol_name = "");
+
+// What gethostbyaddr() and gethostbyname_ex() return: Python's (hostname, aliaslist, ipaddrlist).
+struct HostEntry {
+    std::string hostname;
+    std::vector<std::string> aliaslist;
+    std::vector<std::string> ipaddrlist;
+};
+// gethostbyaddr(ip_address): the host's primary name, aliases and addresses. A name is resolved
+// first (gaierror if that fails), as in Python; a lookup that finds nothing throws herror.
+HostEntry gethostbyaddr(std::string_view ip_address);
+// gethostbyname_ex(hostname): the IPv4 entry of a name (IPv4 only, as in Python). Throws herror.
+HostEntry gethostbyname_ex(std::string_view hostname);
 
 // inet_pton(family, text): the packed binary address (4 or 16 bytes). Throws OSError(EINVAL)
 // for a string that is not an address, OSError(EAFNOSUPPORT) for another family.

@@ -71,14 +71,20 @@ Coro<> sock_connect(EventLoop& loop, int fd, const sockaddr* addr, socklen_t len
 }
 
 Coro<int> sock_accept(EventLoop& loop, int fd, sockaddr_storage& peer, socklen_t& peer_len) {
-    ssize_t conn = co_await retry_when_ready(
-        loop, fd, false,
-        [&] {
-            peer_len = sizeof peer;
-            return static_cast<ssize_t>(
-                ::accept4(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC));
-        },
-        "accept");
+    // Out of fds, accept4 fails at once (the listener stays readable): the error is raised, never
+    // waited on, so there is no busy loop. The connection stays queued for a later accept.
+    auto accept_once = [&] {
+        peer_len = sizeof peer;
+        ssize_t r = ::accept4(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (r < 0 && errno == EMFILE)
+            raise_os_error(EMFILE, "accept (the process's open-file limit, RLIMIT_NOFILE, is reached; the "
+                                   "connection stays queued until an fd is free)");
+        if (r < 0 && errno == ENFILE)
+            raise_os_error(ENFILE, "accept (the system's open-file limit is reached; the connection stays "
+                                   "queued until an fd is free)");
+        return r;
+    };
+    ssize_t conn = co_await retry_when_ready(loop, fd, false, accept_once, "accept");
     co_return static_cast<int>(conn);
 }
 

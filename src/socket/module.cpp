@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cmath>
 #include <exception>
+#include <vector>
 
 #include "tulip/socket.hpp"
 
@@ -55,14 +56,15 @@ Socket fromfd(int fd, int family, int type, int proto) {
     return Socket(copy, family, type, proto);
 }
 
-Socket create_connection(std::string_view host, std::uint16_t port) {
+Socket create_connection(std::optional<std::string_view> host, std::uint16_t port) {
     return create_connection(host, port, getdefaulttimeout());
 }
 
-Socket create_connection(std::string_view host, std::uint16_t port, std::optional<double> timeout,
-                         const std::optional<Address>& source_address) {
-    // As CPython: every address getaddrinfo() gives, in order; the last error is the one raised.
-    std::exception_ptr last_error;
+Socket create_connection(std::optional<std::string_view> host, std::uint16_t port, std::optional<double> timeout,
+                         const std::optional<Address>& source_address, bool all_errors) {
+    // As CPython: every address getaddrinfo() gives, in order. The errors are kept (all of them
+    // for all_errors, else only the last) and raised once every address has failed.
+    std::vector<std::exception_ptr> errors;
     for (const auto& entry : getaddrinfo(host, port, 0, SOCK_STREAM)) {
         try {
             Socket sock(entry.family, entry.type, entry.proto);
@@ -71,12 +73,15 @@ Socket create_connection(std::string_view host, std::uint16_t port, std::optiona
             sock.connect(entry.address);
             return sock;
         } catch (const OSError&) {
-            last_error = std::current_exception();
+            if (!all_errors) errors.clear();
+            errors.push_back(std::current_exception());
         }
     }
-    if (last_error) std::rethrow_exception(last_error);
-    raise_os_error(EADDRNOTAVAIL, "create_connection " + std::string(host) + ":" + std::to_string(port) +
-                                      ": getaddrinfo returns an empty list");
+    if (errors.empty())
+        raise_os_error(EADDRNOTAVAIL, "create_connection " + std::string(host.value_or("None")) + ":" +
+                                          std::to_string(port) + ": getaddrinfo returns an empty list");
+    if (!all_errors) std::rethrow_exception(errors.front());
+    throw ExceptionGroup("create_connection failed", std::move(errors));
 }
 
 bool has_dualstack_ipv6() {

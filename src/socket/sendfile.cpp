@@ -1,7 +1,5 @@
 // Socket::sendfile: os.sendfile() in a loop, as Python's socket.sendfile() uses it.
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,47 +7,11 @@
 #include <cerrno>
 #include <ctime>
 
+#include "sigpipe.hpp"
 #include "sock_call.hpp"
 #include "tulip/socket.hpp"
 
 namespace tulip::socket {
-
-namespace {
-
-// sendfile(2) takes no MSG_NOSIGNAL, so a peer that has gone raises SIGPIPE, which kills a process
-// that did not ignore it. While a sendfile() runs, SIGPIPE is blocked in this thread; a SIGPIPE
-// that EPIPE left pending (it is sent to the thread) is taken back before the mask is restored,
-// unless one was already pending before we started.
-class SigpipeBlocked {
-public:
-    SigpipeBlocked() {
-        sigemptyset(&pipe_);
-        sigaddset(&pipe_, SIGPIPE);
-        ::pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
-        sigset_t pending;
-        sigpending(&pending);
-        was_pending_ = sigismember(&pending, SIGPIPE) == 1;
-    }
-    ~SigpipeBlocked() {
-        if (got_epipe_ && !was_pending_) {
-            ::timespec zero{};
-            while (::sigtimedwait(&pipe_, nullptr, &zero) < 0 && errno == EINTR) {
-            }
-        }
-        ::pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-    }
-    SigpipeBlocked(const SigpipeBlocked&) = delete;
-    SigpipeBlocked& operator=(const SigpipeBlocked&) = delete;
-    void saw_epipe() { got_epipe_ = true; }
-
-private:
-    sigset_t pipe_{};
-    sigset_t old_{};
-    bool was_pending_ = false;
-    bool got_epipe_ = false;
-};
-
-}  // namespace
 
 std::size_t Socket::sendfile(int file_fd, std::uint64_t offset, std::optional<std::size_t> count) {
     int fd = checked_fd("sendfile");
@@ -67,7 +29,7 @@ std::size_t Socket::sendfile(int file_fd, std::uint64_t offset, std::optional<st
     }
     detail::Deadline deadline(timeout_);
     deadline.start();
-    SigpipeBlocked guard;
+    detail::SigpipeBlocked guard;
     constexpr std::size_t kMaxBlock = std::size_t{1} << 30;  // as CPython: at most 1 GiB per call
     for (;;) {
         std::size_t block;

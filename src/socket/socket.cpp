@@ -254,13 +254,25 @@ std::pair<Socket, Address> Socket::accept() {
     Deadline deadline(timeout_);
     ::sockaddr_storage ss{};
     ::socklen_t len = 0;
-    int conn_fd = sock_call(
-        fd, deadline, POLLIN,
-        [&] {
-            len = sizeof ss;
-            return ::accept4(fd, reinterpret_cast<::sockaddr*>(&ss), &len, SOCK_CLOEXEC);
-        },
-        [] { return std::string("accept"); });
+    int conn_fd;
+    try {
+        conn_fd = sock_call(
+            fd, deadline, POLLIN,
+            [&] {
+                len = sizeof ss;
+                return ::accept4(fd, reinterpret_cast<::sockaddr*>(&ss), &len, SOCK_CLOEXEC);
+            },
+            [] { return std::string("accept"); });
+    } catch (const OSError& e) {
+        // Out of fds: say so plainly. The connection is still queued, and the listener is fine.
+        if (e.errno_value() == EMFILE)
+            raise_os_error(EMFILE, "accept (the process's open-file limit, RLIMIT_NOFILE, is reached; the "
+                                   "connection stays queued until an fd is free)");
+        if (e.errno_value() == ENFILE)
+            raise_os_error(ENFILE, "accept (the system's open-file limit is reached; the connection stays "
+                                   "queued until an fd is free)");
+        throw;
+    }
     // The new socket takes the default timeout mode (CPython's socket.accept()), not ours.
     Socket conn(conn_fd, family_, type_, proto_);
     return {std::move(conn), Address::from_sockaddr(reinterpret_cast<::sockaddr*>(&ss), len)};

@@ -1,5 +1,5 @@
-// Raw-fd helpers for the select and selectors tests: owned fds, pipes and socket pairs that close
-// themselves, and a guard that fails the test when it leaves an fd open (reliability check 2).
+// Helpers of the select and selectors tests: the EINTR check. The fd helpers they use (OwnedFd,
+// Pipe, SocketPair, FdLeakCheck, ...) are in socket_helpers.hpp, shared by every test.
 #pragma once
 
 #include <fcntl.h>
@@ -22,72 +22,9 @@
 #include <vector>
 
 #include "loop_fixture.hpp"
+#include "socket_helpers.hpp"
 
 namespace tulip::testing {
-
-class OwnedFd {
-public:
-    OwnedFd() = default;
-    explicit OwnedFd(int fd) noexcept : fd_(fd) {}
-    OwnedFd(OwnedFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-    OwnedFd& operator=(OwnedFd&& other) noexcept {
-        std::swap(fd_, other.fd_);
-        return *this;
-    }
-    ~OwnedFd() { close(); }
-    int get() const noexcept { return fd_; }
-    void close() noexcept {
-        if (fd_ >= 0) ::close(std::exchange(fd_, -1));
-    }
-
-private:
-    int fd_ = -1;
-};
-
-// A non-blocking pipe: `r` the read end, `w` the write end.
-struct Pipe {
-    OwnedFd r, w;
-    Pipe() {
-        int fds[2];
-        REQUIRE(::pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0);
-        r = OwnedFd(fds[0]);
-        w = OwnedFd(fds[1]);
-    }
-};
-
-// A connected, non-blocking AF_UNIX stream socket pair.
-struct SocketPair {
-    OwnedFd a, b;
-    SocketPair() {
-        int fds[2];
-        REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) == 0);
-        a = OwnedFd(fds[0]);
-        b = OwnedFd(fds[1]);
-    }
-};
-
-inline void write_byte(int fd, char c = 'x') { REQUIRE(::write(fd, &c, 1) == 1); }
-
-inline char read_byte(int fd) {
-    char c = 0;
-    REQUIRE(::read(fd, &c, 1) == 1);
-    return c;
-}
-
-// Declare first in a test: at the end it checks that as many fds are open as at the start.
-class FdLeakCheck {
-public:
-    FdLeakCheck() : at_start_(open_fd_count()) {}
-    ~FdLeakCheck() noexcept(false) {
-        if (std::uncaught_exceptions()) return;
-        CHECK(open_fd_count() == at_start_);
-    }
-    FdLeakCheck(const FdLeakCheck&) = delete;
-    FdLeakCheck& operator=(const FdLeakCheck&) = delete;
-
-private:
-    std::size_t at_start_;
-};
 
 // ---------------------------------------------------------------------------------------------
 // EINTR: a wait interrupted by signals must go on waiting (PEP 475).

@@ -1,6 +1,11 @@
-// Helpers of the socket tests: an fd-leak check, a temporary directory for Unix socket paths,
-// IPv6 detection, exact reads, and a listener whose connect()s are known to be refused.
+// The tests' fd helpers, in one place: owned fds, pipes and socket pairs that close themselves,
+// an fd-leak check, a temporary directory for Unix socket paths, IPv6 detection, exact reads,
+// and a listener whose connect()s are known to be refused.
 #pragma once
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
@@ -8,6 +13,7 @@
 #include <exception>
 #include <filesystem>
 #include <string>
+#include <utility>
 
 #include "loop_fixture.hpp"
 #include "tulip/socket.hpp"
@@ -28,6 +34,60 @@ public:
 private:
     std::size_t at_start_;
 };
+// The name the select and selectors tests use.
+using FdLeakCheck = NoFdLeak;
+
+// An owned raw fd, closed at scope exit (or by close()).
+class OwnedFd {
+public:
+    OwnedFd() = default;
+    explicit OwnedFd(int fd) noexcept : fd_(fd) {}
+    OwnedFd(OwnedFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+    OwnedFd& operator=(OwnedFd&& other) noexcept {
+        std::swap(fd_, other.fd_);
+        return *this;
+    }
+    ~OwnedFd() { close(); }
+    int get() const noexcept { return fd_; }
+    // Gives the fd up without closing it.
+    int release() noexcept { return std::exchange(fd_, -1); }
+    void close() noexcept {
+        if (fd_ >= 0) ::close(std::exchange(fd_, -1));
+    }
+
+private:
+    int fd_ = -1;
+};
+
+// A non-blocking, close-on-exec pipe: `r` the read end, `w` the write end.
+struct Pipe {
+    OwnedFd r, w;
+    Pipe() {
+        int fds[2];
+        REQUIRE(::pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0);
+        r = OwnedFd(fds[0]);
+        w = OwnedFd(fds[1]);
+    }
+};
+
+// A connected, non-blocking, close-on-exec AF_UNIX socket pair (SOCK_STREAM by default).
+struct SocketPair {
+    OwnedFd a, b;
+    explicit SocketPair(int type = SOCK_STREAM) {
+        int fds[2];
+        REQUIRE(::socketpair(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) == 0);
+        a = OwnedFd(fds[0]);
+        b = OwnedFd(fds[1]);
+    }
+};
+
+inline void write_byte(int fd, char c = 'x') { REQUIRE(::write(fd, &c, 1) == 1); }
+
+inline char read_byte(int fd) {
+    char c = 0;
+    REQUIRE(::read(fd, &c, 1) == 1);
+    return c;
+}
 
 // A fresh directory under $TMPDIR (or /tmp), removed with its contents at the end.
 class TempDir {

@@ -260,6 +260,16 @@ public:
     Coro<void> sock_connect(socket::Socket& sock, const socket::Address& address);
     // The connection comes back non-blocking, as Python's does.
     Coro<std::pair<socket::Socket, socket::Address>> sock_accept(socket::Socket& sock);
+    // Python's loop.sock_sendfile: sends the file open on file_fd from `offset`, `count` bytes
+    // (nullopt: to the end of the file), with sendfile(2), waiting for writability whenever the
+    // socket's buffer is full. Returns the bytes sent and leaves the file positioned just after
+    // them (also after an error or a cancellation). Where sendfile(2) cannot be used (the file is
+    // not a regular file, or the kernel refuses the pair), the file is read (on the default
+    // executor if its fd is blocking) and sent with sock_sendall, or, with fallback = false,
+    // SendfileNotAvailableError is raised. ValueError for a non-SOCK_STREAM socket and for
+    // count 0 (Python's "count must be a positive integer").
+    Coro<std::size_t> sock_sendfile(socket::Socket& sock, int file_fd, std::uint64_t offset = 0,
+                                    std::optional<std::size_t> count = std::nullopt, bool fallback = true);
 
     // --- DNS (Python's loop.getaddrinfo / loop.getnameinfo) -----------------------------------
     // socket::getaddrinfo / getnameinfo run on the default executor, so the loop never blocks on

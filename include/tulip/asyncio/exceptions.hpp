@@ -79,40 +79,31 @@ public:
     QueueShutDown() : Error("queue is shut down") {}
 };
 
-// Python's BaseExceptionGroup, as far as C++ can have it: several exceptions raised together.
-// A TaskGroup raises one, "unhandled errors in a TaskGroup", holding what its tasks (and its
-// body) raised. C++ has no `except*`: look at exceptions() (rethrow each to catch it by type).
-// what() is the message, the count, and each sub-exception's message in order.
-class ExceptionGroup : public std::exception {
+// The ExceptionGroup a TaskGroup raises, "unhandled errors in a TaskGroup", holding what its
+// tasks (and its body) raised. It is a tulip::ExceptionGroup (message(), exceptions(), what())
+// whose what() also shows a CancelledError, which is not a std::exception.
+class ExceptionGroup : public tulip::ExceptionGroup {
 public:
     ExceptionGroup(std::string message, std::vector<std::exception_ptr> exceptions)
-        : message_(std::move(message)), exceptions_(std::move(exceptions)) {
-        what_ = message_ + " (" + std::to_string(exceptions_.size()) + " sub-exception" +
-                (exceptions_.size() == 1 ? "" : "s") + ")";
-        for (std::size_t i = 0; i < exceptions_.size(); ++i)
-            what_ += (i == 0 ? ": " : "; ") + describe(exceptions_[i]);
-    }
-
-    const std::string& message() const noexcept { return message_; }
-    const std::vector<std::exception_ptr>& exceptions() const noexcept { return exceptions_; }
-    const char* what() const noexcept override { return what_.c_str(); }
+        : tulip::ExceptionGroup(std::move(message), std::move(exceptions), &describe) {}
 
 private:
     static std::string describe(const std::exception_ptr& e) {
         try {
             std::rethrow_exception(e);
-        } catch (const std::exception& x) {
-            return x.what();
         } catch (const CancelledError& x) {
             return "CancelledError(" + x.message() + ")";
         } catch (...) {
-            return "unknown exception";
+            return describe_exception(e);
         }
     }
+};
 
-    std::string message_;
-    std::vector<std::exception_ptr> exceptions_;
-    std::string what_;
+// sock_sendfile could not use sendfile(2) (the file is not a regular file, or the kernel refused
+// it before anything was sent) and was told not to fall back to reading and sending.
+class SendfileNotAvailableError : public tulip::RuntimeError {
+public:
+    using tulip::RuntimeError::RuntimeError;
 };
 
 }  // namespace tulip::asyncio
