@@ -323,3 +323,232 @@ TEST_CASE("backend ops: connect to a closed port completes with -ECONNREFUSED", 
     CHECK(conn.results == std::vector<int>{-ECONNREFUSED});
     CHECK(b->pending_ops() == 0);
 }
+
+TEST_CASE("backend ops: a multishot recv reads into provided buffers until EOF", "[backend_ops]") {
+    NoFdLeak no_leak;
+    auto b = backend_under_test();
+    b->set_buffer_pool(8, 64);
+    CHECK(b->provided_buffer_size() == 64);
+    CHECK_THROWS_AS(b->set_buffer_pool(8, 64), tulip::RuntimeError);
+    auto [x, y] = unix_stream_pair();
+    OwnedFd a(*b, x), c(*b, y);
+    Probe rx(*b);
+    prepare_multishot_recv(rx, c.get());
+    b->submit(rx);
+    b->wait(0);
+    CHECK(rx.results.empty());  // nothing to read: no buffer taken
+
+    std::string expected;
+    for (int i = 0; i < 20; ++i) {
+        std::string chunk = "message " + std::to_string(i) + std::string(static_cast<std::size_t>(i) * 10, '.');
+        expected += chunk;
+        send_all(*b, a.get(), chunk);
+    }
+    drive(*b, [&] { return rx.data.size() == expected.size(); }, "the bytes");
+    CHECK(rx.data == expected);
+    CHECK(rx.finals == 0);
+    for (bool more : rx.mores) CHECK(more);
+
+    ::shutdown(a.get(), SHUT_WR);
+    drive(*b, [&] { return rx.finals == 1; }, "end of stream");
+    CHECK(rx.last() == 0);
+    CHECK_FALSE(rx.mores.back());
+    CHECK(b->pending_ops() == 0);
+}
+
+TEST_CASE("backend ops: bad operations are refused with a clear error", "[backend_ops]") {
+    auto b = backend_under_test();
+    Probe p(*b);
+    p.kind = OpKind::recv;
+    p.fd = -1;
+    CHECK_THROWS_AS(b->submit(p), tulip::OSError);
+    auto [x, y] = unix_stream_pair();
+    OwnedFd a(*b, x), c(*b, y);
+    p.fd = a.get();
+    p.flags = be::kMultishot;  // a multishot recv needs provided buffers
+    CHECK_THROWS_AS(b->submit(p), tulip::ValueError);
+    p.kind = OpKind::send;
+    CHECK_THROWS_AS(b->submit(p), tulip::ValueError);
+    CHECK_THROWS_AS(b->set_buffer_pool(3, 64), tulip::ValueError);
+    CHECK(b->pending_ops() == 0);
+}
+
+TEST_CASE("backend ops: a recv cancelled in flight, then its fd closed, completes no more", "[backend_ops]") {
+    NoFdLeak no_leak;
+    auto b = backend_under_test();
+    auto multishot = GENERATE(false, true);
+    auto [x, y] = unix_stream_pair();
+    OwnedFd a(*b, x), c(*b, y);
+    Probe rx(*b);
+    char buf[16];
+    if (multishot)
+        prepare_multishot_recv(rx, c.get());
+    else
+        prepare_recv(rx, c.get(), buf, sizeof buf);
+    b->submit(rx);
+    b->wait(0);
+    b->wait(0);
+    bool released = b->cancel(rx);
+    if (released) {
+        CHECK(rx.results.empty());
+    } else {
+        drive(*b, [&] { return rx.finals == 1; }, "the final completion");
+        CHECK(rx.results == std::vector<int>{-ECANCELED});
+    }
+    CHECK(b->pending_ops() == 0);
+    std::size_t seen = rx.results.size();
+    c.reset();
+    ::send(a.get(), "late", 4, MSG_NOSIGNAL);
+    for (int i = 0; i < 5; ++i) b->wait(1'000'000);
+    CHECK(rx.results.size() == seen);
+    CHECK(b->pending_ops() == 0);
+}
+
+TEST_CASE("backend ops: bytes that arrive while a recv is being cancelled are never lost", "[backend_ops]") {
+    NoFdLeak no_leak;
+    auto b = backend_under_test();
+    auto multishot = GENERATE(false, true);
+    auto [x, y] = unix_stream_pair();
+    OwnedFd a(*b, x), c(*b, y);
+    for (int round = 0; round < 20; ++round) {
+        Probe rx(*b);
+        char buf[64];
+        if (multishot)
+            prepare_multishot_recv(rx, c.get());
+        else
+            prepare_recv(rx, c.get(), buf, sizeof buf);
+        b->submit(rx);
+        b->wait(0);
+        REQUIRE(::send(a.get(), "hello", 5, MSG_NOSIGNAL) == 5);
+        if (round % 2) b->wait(0);  // sometimes the bytes reach the backend first
+        bool released = b->cancel(rx);
+        drive(*b, [&] { return released || rx.finals == 1; }, "the final completion");
+        // Delivered by the operation, or still in the socket: exactly once either way.
+        std::string got = multishot ? rx.data : std::string();
+        for (int r : rx.results) {
+            if (r > 0 && !multishot) got.append(buf, static_cast<std::size_t>(r));
+            if (r < 0) CHECK(r == -ECANCELED);
+        }
+        got += drain_now(c.get());
+        CHECK(got == "hello");
+        REQUIRE(b->pending_ops() == 0);
+    }
+}
+
+TEST_CASE("backend ops: a peer reset ends an armed recv with -ECONNRESET", "[backend_ops]") {
+    NoFdLeak no_leak;
+    auto b = backend_under_test();
+    auto multishot = GENERATE(false, true);
+    OwnedFd listener(*b, tcp_listener());
+    auto [cl, sv] = tcp_pair(listener.get());
+    OwnedFd client(*b, cl), server(*b, sv);
+    Probe rx(*b);
+    char buf[64];
+    if (multishot)
+        prepare_multishot_recv(rx, server.get());
+    else
+        prepare_recv(rx, server.get(), buf, sizeof buf);
+    b->submit(rx);
+    b->wait(0);
+    linger hard{1, 0};
+    REQUIRE(::setsockopt(client.get(), SOL_SOCKET, SO_LINGER, &hard, sizeof hard) == 0);
+    client.reset();  // RST
+    drive(*b, [&] { return rx.finals == 1; }, "the reset");
+    CHECK(rx.results == std::vector<int>{-ECONNRESET});
+    CHECK_FALSE(rx.mores.back());
+    // Sending to the reset peer fails with an error, not SIGPIPE.
+    std::string text = "after reset";
+    iovec iov{text.data(), text.size()};
+    Probe tx(*b);
+    prepare_send(tx, server.get(), &iov, 1);
+    b->submit(tx);
+    drive(*b, [&] { return tx.finals == 1; }, "the send");
+    CHECK((tx.last() == -EPIPE || tx.last() == -ECONNRESET));
+    CHECK(b->pending_ops() == 0);
+}
+
+TEST_CASE("backend ops: a provided-buffer pool running dry makes reads wait, dropping nothing", "[backend_ops]") {
+    NoFdLeak no_leak;
+    auto b = backend_under_test();
+    constexpr std::uint32_t kBuffers = 16;
+    b->set_buffer_pool(kBuffers, 256);
+    // As many connections as RLIMIT_NOFILE allows, up to 1000; select stops at FD_SETSIZE.
+    rlimit lim{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &lim) == 0);
+    std::size_t n = std::min<std::size_t>(1000, (lim.rlim_cur - 64) / 2);
+    if (b->name() == "select") n = std::min<std::size_t>(n, 400);
+    INFO(n << " connections on " << b->name());
+
+    std::vector<OwnedFd> writers, readers;
+    std::vector<std::unique_ptr<Probe>> probes;
+    std::vector<std::string> expected(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        auto [w, r] = unix_stream_pair();
+        writers.emplace_back(*b, w);
+        readers.emplace_back(*b, r);
+        for (int part = 0; part < 3; ++part) {
+            std::string chunk = "<" + std::to_string(i) + "." + std::to_string(part) + ">" +
+                                std::string(200 + static_cast<std::size_t>(part) * 150, static_cast<char>('a' + i % 26));
+            REQUIRE(::send(w, chunk.data(), chunk.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(chunk.size()));
+            expected[i] += chunk;
+        }
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+        probes.push_back(std::make_unique<Probe>(*b));
+        Probe& p = *probes.back();
+        p.keep_buffers = true;
+        prepare_multishot_recv(p, readers[i].get());
+        b->submit(p);
+    }
+    std::size_t max_held = 0, done = 0;
+    drive(*b, [&] {
+        std::size_t held = 0;
+        for (auto& p : probes) held += p->held.size();
+        max_held = std::max(max_held, held);
+        // The consumer lags: it returns buffers only after each wait().
+        for (auto& p : probes) p->give_back_held();
+        done = 0;
+        for (std::size_t i = 0; i < n; ++i) done += probes[i]->data.size() == expected[i].size();
+        return done == n;
+    }, "every connection's bytes");
+    CHECK(max_held == kBuffers);  // the pool did run dry
+    for (std::size_t i = 0; i < n; ++i) {
+        REQUIRE(probes[i]->data == expected[i]);
+        CHECK(probes[i]->finals == 0);
+    }
+    std::size_t waiting = 0;
+    for (auto& p : probes) waiting += b->cancel(*p) ? 0 : 1;
+    drive(*b, [&] {
+        std::size_t finals = 0;
+        for (auto& p : probes) finals += static_cast<std::size_t>(p->finals);
+        return finals == waiting;
+    }, "the cancellations");
+    for (auto& p : probes) p->give_back_held();
+    CHECK(b->pending_ops() == 0);
+}
+
+TEST_CASE("backend ops: destroying the backend completes the operations it holds", "[backend_ops]") {
+    NoFdLeak no_leak;
+    auto b = backend_under_test();
+    auto [x, y] = unix_stream_pair();
+    auto [p2, q2] = unix_stream_pair();
+    int listener = tcp_listener();
+    Probe rx(*b), ms(*b), acc(*b), cancelled(*b);
+    char buf[16], buf2[16];
+    prepare_recv(rx, x, buf, sizeof buf);
+    prepare_multishot_recv(ms, y);
+    acc.kind = OpKind::accept;
+    acc.fd = listener;
+    acc.flags = be::kMultishot;
+    prepare_recv(cancelled, p2, buf2, sizeof buf2);
+    for (Probe* p : {&rx, &ms, &acc, &cancelled}) b->submit(*p);
+    b->wait(0);
+    bool released = b->cancel(cancelled);
+    b.reset();
+    for (Probe* p : {&rx, &ms, &acc}) {
+        CHECK(p->finals == 1);
+        CHECK(p->results == std::vector<int>{-ECANCELED});
+    }
+    CHECK(cancelled.finals == (released ? 0 : 1));
+    for (int fd : {x, y, p2, q2, listener}) ::close(fd);
+}
