@@ -2,8 +2,16 @@
 // backend TULIP_BACKEND names (the suite runs once per backend).
 #include <catch2/catch.hpp>
 
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
+
+#include <cstddef>
+#include <thread>
 
 #include <memory>
 #include <numeric>
@@ -551,4 +559,68 @@ TEST_CASE("backend ops: destroying the backend completes the operations it holds
     }
     CHECK(cancelled.finals == (released ? 0 : 1));
     for (int fd : {x, y, p2, q2, listener}) ::close(fd);
+}
+
+namespace {
+
+#if defined(__x86_64__)
+constexpr std::uint32_t kAuditArch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+constexpr std::uint32_t kAuditArch = AUDIT_ARCH_AARCH64;
+#else
+constexpr std::uint32_t kAuditArch = 0;
+#endif
+
+// Makes io_uring_setup fail with ENOSYS in the calling thread only (seccomp filters are
+// per-thread), as a seccomp policy or an old kernel would. False when seccomp is unavailable.
+bool refuse_io_uring_in_this_thread() {
+    if (kAuditArch == 0) return false;
+    sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kAuditArch, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog prog{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+    return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("backend ops: io_uring refused by the kernel falls back to epoll", "[backend_ops]") {
+    NoFdLeak no_leak;
+    bool filtered = false, refused = false;
+    std::string why, fallback, echoed;
+    std::thread t([&] {
+        filtered = refuse_io_uring_in_this_thread();
+        if (!filtered) return;
+        refused = be::make_io_uring_backend(why) == nullptr;
+        auto b = make_backend("io_uring");
+        fallback = std::string(b->name());
+        // The fallback runs the operations as well.
+        auto [x, y] = unix_stream_pair();
+        ::send(x, "ok", 2, MSG_NOSIGNAL);
+        char buf[8];
+        Probe rx(*b);
+        prepare_recv(rx, y, buf, sizeof buf);
+        b->submit(rx);
+        while (rx.finals == 0) b->wait(50'000'000);
+        if (rx.last() > 0) echoed.assign(buf, static_cast<std::size_t>(rx.last()));
+        b->forget(x);
+        b->forget(y);
+        ::close(x);
+        ::close(y);
+    });
+    t.join();
+    if (!filtered) {
+        WARN("seccomp is not available here; the io_uring fallback is not tested");
+        return;
+    }
+    CHECK(refused);
+    CHECK(why.find("io_uring_setup") != std::string::npos);
+    CHECK(fallback == "epoll");
+    CHECK(echoed == "ok");
 }
