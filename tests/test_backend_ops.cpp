@@ -624,3 +624,73 @@ TEST_CASE("backend ops: io_uring refused by the kernel falls back to epoll", "[b
     CHECK(fallback == "epoll");
     CHECK(echoed == "ok");
 }
+
+// Not a check: a tiny ping-pong echo over the operations, for counting syscalls per message
+// (`strace -c -f` with TULIP_ECHO_MESSAGES=0 and =N; see docs/backends.md). The server reads
+// with a one-shot recv into its own buffer, or with a multishot recv into provided buffers
+// (TULIP_ECHO_MULTISHOT=1), and echoes each read with one send, as a transport would.
+TEST_CASE("backend ops: echo for counting syscalls", "[.][backend_ops_bench]") {
+    const char* env = std::getenv("TULIP_ECHO_MESSAGES");
+    const int messages = env ? std::atoi(env) : 10000;
+    const char* ms_env = std::getenv("TULIP_ECHO_MULTISHOT");
+    const bool multishot = ms_env && *ms_env == '1';
+    auto b = backend_under_test();
+    OwnedFd listener(*b, tcp_listener());
+    auto [cl, sv] = tcp_pair(listener.get());
+    OwnedFd client(*b, cl), server(*b, sv);
+
+    std::string msg(32, 'm');
+    char client_buf[64], server_buf[64], echo_buf[64];
+    iovec client_iov{msg.data(), msg.size()};
+    iovec echo_iov{echo_buf, 0};
+    Probe c_tx(*b), c_rx(*b), s_rx(*b), s_tx(*b);
+    prepare_send(c_tx, client.get(), &client_iov, 1);
+    prepare_recv(c_rx, client.get(), client_buf, sizeof client_buf);
+    if (multishot)
+        prepare_multishot_recv(s_rx, server.get());
+    else
+        prepare_recv(s_rx, server.get(), server_buf, sizeof server_buf);
+    s_rx.keep_buffers = true;
+
+    int done = 0;
+    std::size_t s_rx_seen = 0;
+    if (messages > 0) {
+        b->submit(s_rx);
+        b->submit(c_tx);
+        b->submit(c_rx);
+    }
+    while (done < messages) {
+        b->wait(-1);
+        if (s_rx.results.size() > s_rx_seen) {  // the server read something: echo it
+            s_rx_seen = s_rx.results.size();
+            int n = s_rx.last();
+            REQUIRE(n > 0);
+            if (multishot) {
+                auto [id, bytes] = s_rx.held.back();
+                std::memcpy(echo_buf, b->provided_buffer(id), static_cast<std::size_t>(bytes));
+                b->give_back(id);
+                s_rx.held.clear();
+            } else {
+                std::memcpy(echo_buf, server_buf, static_cast<std::size_t>(n));
+                b->submit(s_rx);
+            }
+            echo_iov.iov_len = static_cast<std::size_t>(n);
+            prepare_send(s_tx, server.get(), &echo_iov, 1);
+            b->submit(s_tx);
+        }
+        if (c_rx.finals > 0) {  // the client got its echo: next message
+            c_rx.finals = 0;
+            REQUIRE(c_rx.last() == static_cast<int>(msg.size()));
+            if (++done < messages) {
+                b->submit(c_tx);
+                b->submit(c_rx);
+            }
+        }
+    }
+    if (messages > 0) {
+        bool released = b->cancel(s_rx);
+        while (!released && s_rx.finals == 0) b->wait(1'000'000);
+        while (b->pending_ops() > 0) b->wait(1'000'000);
+    }
+    CHECK(done == messages);
+}
