@@ -273,11 +273,16 @@ private:
     void finish_poll(Operation& op, int res) noexcept {
         op.backend_state &= ~kInFlight;
         --in_flight_;
-        if (!(op.backend_state & kActive)) {
-            // Cancelled: this is the final completion; the owner may free op now. At exit the
-            // owner may be gone already (the loop drops its poll watches first): say nothing.
+        if (closing_) {
+            // At exit a poll's owner may be gone already (the loop drops its watches before
+            // its backend): release it without a word, as before socket operations existed.
             release(op);
-            if (!closing_) op.complete(op, -ECANCELED);
+            return;
+        }
+        if (!(op.backend_state & kActive)) {
+            // Cancelled: this is the final completion; the owner may free op now.
+            release(op);
+            op.complete(op, -ECANCELED);
             return;
         }
         if (res < 0) {
@@ -291,7 +296,7 @@ private:
         }
         // Level-triggered: look again on the next wait(). After an error the fd is not watched
         // any more (re-arming would only repeat the error); the owner cancels the operation.
-        if ((op.backend_state & kActive) && res >= 0 && !closing_) arm_poll(op);
+        if ((op.backend_state & kActive) && res >= 0) arm_poll(op);
     }
 
     void deliver(Operation& op, int result, bool more) noexcept {
