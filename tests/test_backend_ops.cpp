@@ -22,6 +22,7 @@
 #include "support/socket_helpers.hpp"
 
 using namespace tulip::testing;
+using namespace tulip::testing::backend_ops;
 using tulip::asyncio::detail::Backend;
 using tulip::asyncio::detail::make_backend;
 using tulip::asyncio::detail::OpKind;
@@ -75,7 +76,7 @@ TEST_CASE("backend ops: recv and send echo over a socketpair", "[backend_ops]") 
     NoFdLeak no_leak;
     auto b = backend_under_test();
     auto [x, y] = unix_stream_pair();
-    OwnedFd a(*b, x), c(*b, y);
+    BackendFd a(*b, x), c(*b, y);
     for (int round = 0; round < 3; ++round) echo_both_ways(*b, a.get(), c.get());
     CHECK(b->pending_ops() == 0);
 }
@@ -83,8 +84,8 @@ TEST_CASE("backend ops: recv and send echo over a socketpair", "[backend_ops]") 
 TEST_CASE("backend ops: connect, accept and echo over TCP loopback", "[backend_ops]") {
     NoFdLeak no_leak;
     auto b = backend_under_test();
-    OwnedFd listener(*b, tcp_listener());
-    OwnedFd client(*b, new_socket(SOCK_STREAM));
+    BackendFd listener(*b, tcp_listener());
+    BackendFd client(*b, new_socket(SOCK_STREAM));
 
     sockaddr_in to = local_address(listener.get());
     Probe conn(*b);
@@ -105,7 +106,7 @@ TEST_CASE("backend ops: connect, accept and echo over TCP loopback", "[backend_o
     drive(*b, [&] { return conn.finals == 1 && acc.finals == 1; }, "connect and accept");
     REQUIRE(conn.last() == 0);
     REQUIRE(acc.last() >= 0);
-    OwnedFd server(*b, acc.last());
+    BackendFd server(*b, acc.last());
     CHECK(acc.addrlen == sizeof(sockaddr_in));
     CHECK(peer.sin_port == local_address(client.get()).sin_port);
     CHECK((::fcntl(server.get(), F_GETFL) & O_NONBLOCK) != 0);
@@ -155,7 +156,7 @@ TEST_CASE("backend ops: a vectored send of many buffers arrives whole and in ord
     NoFdLeak no_leak;
     auto b = backend_under_test();
     auto [x, y] = unix_stream_pair();
-    OwnedFd a(*b, x), c(*b, y);
+    BackendFd a(*b, x), c(*b, y);
 
     std::vector<std::string> parts;
     std::string expected;
@@ -215,7 +216,7 @@ TEST_CASE("backend ops: a vectored send of many buffers arrives whole and in ord
 TEST_CASE("backend ops: recvmsg and sendmsg carry datagrams and their addresses", "[backend_ops]") {
     NoFdLeak no_leak;
     auto b = backend_under_test();
-    OwnedFd u1(*b, new_socket(SOCK_DGRAM)), u2(*b, new_socket(SOCK_DGRAM));
+    BackendFd u1(*b, new_socket(SOCK_DGRAM)), u2(*b, new_socket(SOCK_DGRAM));
     sockaddr_in any = loopback();
     REQUIRE(::bind(u1.get(), reinterpret_cast<sockaddr*>(&any), sizeof any) == 0);
     REQUIRE(::bind(u2.get(), reinterpret_cast<sockaddr*>(&any), sizeof any) == 0);
@@ -263,7 +264,7 @@ TEST_CASE("backend ops: recvmsg and sendmsg carry datagrams and their addresses"
 TEST_CASE("backend ops: a multishot accept returns every new connection", "[backend_ops]") {
     NoFdLeak no_leak;
     auto b = backend_under_test();
-    OwnedFd listener(*b, tcp_listener());
+    BackendFd listener(*b, tcp_listener());
     Probe acc(*b);
     acc.kind = OpKind::accept;
     acc.fd = listener.get();
@@ -272,7 +273,7 @@ TEST_CASE("backend ops: a multishot accept returns every new connection", "[back
     b->wait(0);  // armed before the clients come
 
     constexpr int kClients = 8;
-    std::vector<OwnedFd> clients;
+    std::vector<BackendFd> clients;
     sockaddr_in to = local_address(listener.get());
     for (int i = 0; i < kClients; ++i) {
         int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -281,7 +282,7 @@ TEST_CASE("backend ops: a multishot accept returns every new connection", "[back
     }
     drive(*b, [&] { return acc.results.size() >= kClients; }, "the connections");
     REQUIRE(acc.results.size() == kClients);
-    std::vector<OwnedFd> accepted;
+    std::vector<BackendFd> accepted;
     for (std::size_t i = 0; i < acc.results.size(); ++i) {
         REQUIRE(acc.results[i] >= 0);
         CHECK(acc.mores[i]);  // still accepting
@@ -320,7 +321,7 @@ TEST_CASE("backend ops: connect to a closed port completes with -ECONNREFUSED", 
     RefusingPort refusing;
     sockaddr_storage to{};
     socklen_t to_len = refusing.address().to_sockaddr(to);
-    OwnedFd client(*b, new_socket(SOCK_STREAM));
+    BackendFd client(*b, new_socket(SOCK_STREAM));
     Probe conn(*b);
     conn.kind = OpKind::connect;
     conn.fd = client.get();
@@ -339,7 +340,7 @@ TEST_CASE("backend ops: a multishot recv reads into provided buffers until EOF",
     CHECK(b->provided_buffer_size() == 64);
     CHECK_THROWS_AS(b->set_buffer_pool(8, 64), tulip::RuntimeError);
     auto [x, y] = unix_stream_pair();
-    OwnedFd a(*b, x), c(*b, y);
+    BackendFd a(*b, x), c(*b, y);
     Probe rx(*b);
     prepare_multishot_recv(rx, c.get());
     b->submit(rx);
@@ -371,7 +372,7 @@ TEST_CASE("backend ops: bad operations are refused with a clear error", "[backen
     p.fd = -1;
     CHECK_THROWS_AS(b->submit(p), tulip::OSError);
     auto [x, y] = unix_stream_pair();
-    OwnedFd a(*b, x), c(*b, y);
+    BackendFd a(*b, x), c(*b, y);
     p.fd = a.get();
     p.flags = be::kMultishot;  // a multishot recv needs provided buffers
     CHECK_THROWS_AS(b->submit(p), tulip::ValueError);
@@ -386,7 +387,7 @@ TEST_CASE("backend ops: a recv cancelled in flight, then its fd closed, complete
     auto b = backend_under_test();
     auto multishot = GENERATE(false, true);
     auto [x, y] = unix_stream_pair();
-    OwnedFd a(*b, x), c(*b, y);
+    BackendFd a(*b, x), c(*b, y);
     Probe rx(*b);
     char buf[16];
     if (multishot)
@@ -417,7 +418,7 @@ TEST_CASE("backend ops: bytes that arrive while a recv is being cancelled are ne
     auto b = backend_under_test();
     auto multishot = GENERATE(false, true);
     auto [x, y] = unix_stream_pair();
-    OwnedFd a(*b, x), c(*b, y);
+    BackendFd a(*b, x), c(*b, y);
     for (int round = 0; round < 20; ++round) {
         Probe rx(*b);
         char buf[64];
@@ -471,7 +472,7 @@ TEST_CASE("backend ops: a recv cancelled while its completion is on the way deli
     auto b = backend_under_test();
     auto [x1, y1] = unix_stream_pair();
     auto [x2, y2] = unix_stream_pair();
-    OwnedFd a1(*b, x1), c1(*b, y1), a2(*b, x2), c2(*b, y2);
+    BackendFd a1(*b, x1), c1(*b, y1), a2(*b, x2), c2(*b, y2);
     int late_deliveries = 0;
     for (int round = 0; round < 20; ++round) {
         CancellingRecv r1(*b), r2(*b);
@@ -510,9 +511,9 @@ TEST_CASE("backend ops: a peer reset ends an armed recv with -ECONNRESET", "[bac
     NoFdLeak no_leak;
     auto b = backend_under_test();
     auto multishot = GENERATE(false, true);
-    OwnedFd listener(*b, tcp_listener());
+    BackendFd listener(*b, tcp_listener());
     auto [cl, sv] = tcp_pair(listener.get());
-    OwnedFd client(*b, cl), server(*b, sv);
+    BackendFd client(*b, cl), server(*b, sv);
     Probe rx(*b);
     char buf[64];
     if (multishot)
@@ -550,7 +551,7 @@ TEST_CASE("backend ops: a provided-buffer pool running dry makes reads wait, dro
     if (b->name() == "select") n = std::min<std::size_t>(n, 400);
     INFO(n << " connections on " << b->name());
 
-    std::vector<OwnedFd> writers, readers;
+    std::vector<BackendFd> writers, readers;
     std::vector<std::unique_ptr<Probe>> probes;
     std::vector<std::string> expected(n);
     for (std::size_t i = 0; i < n; ++i) {
@@ -698,9 +699,9 @@ TEST_CASE("backend ops: echo for counting syscalls", "[.][backend_ops_bench]") {
     const char* ms_env = std::getenv("TULIP_ECHO_MULTISHOT");
     const bool multishot = ms_env && *ms_env == '1';
     auto b = backend_under_test();
-    OwnedFd listener(*b, tcp_listener());
+    BackendFd listener(*b, tcp_listener());
     auto [cl, sv] = tcp_pair(listener.get());
-    OwnedFd client(*b, cl), server(*b, sv);
+    BackendFd client(*b, cl), server(*b, sv);
 
     std::string msg(32, 'm');
     char client_buf[64], server_buf[64], echo_buf[64];

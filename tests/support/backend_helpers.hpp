@@ -19,7 +19,7 @@
 
 #include "../../src/backend/backend.hpp"
 
-namespace tulip::testing {
+namespace tulip::testing::backend_ops {
 
 namespace backend = asyncio::detail;
 
@@ -76,18 +76,18 @@ void drive(backend::Backend& b, Done&& done, const char* what) {
 }
 
 // An fd that the backend forgets and that is closed at the end of the test.
-class OwnedFd {
+class BackendFd {
 public:
-    OwnedFd() = default;
-    OwnedFd(backend::Backend& b, int fd) : b_(&b), fd_(fd) {}
-    OwnedFd(OwnedFd&& o) noexcept : b_(o.b_), fd_(std::exchange(o.fd_, -1)) {}
-    OwnedFd& operator=(OwnedFd&& o) noexcept {
+    BackendFd() = default;
+    BackendFd(backend::Backend& b, int fd) : b_(&b), fd_(fd) {}
+    BackendFd(BackendFd&& o) noexcept : b_(o.b_), fd_(std::exchange(o.fd_, -1)) {}
+    BackendFd& operator=(BackendFd&& o) noexcept {
         reset();
         b_ = o.b_;
         fd_ = std::exchange(o.fd_, -1);
         return *this;
     }
-    ~OwnedFd() { reset(); }
+    ~BackendFd() { reset(); }
     int get() const { return fd_; }
     void reset() {
         if (fd_ < 0) return;
@@ -181,4 +181,4 @@ inline std::string drain_now(int fd) {
     }
 }
 
-}  // namespace tulip::testing
+}  // namespace tulip::testing::backend_ops
