@@ -1,12 +1,16 @@
-// The epoll backend: a readiness backend. Each fd is registered once with the union of what its
-// operations watch, and re-registered only when that union changes.
+// The epoll backend: a readiness backend. An fd with poll operations is registered with the union
+// of what they watch (level-triggered), re-registered only when that union changes. An fd with
+// socket operations is registered once, edge-triggered for both directions, until forget():
+// readiness_ops.hpp keeps its "may be readable/writable" flags between the edges.
 #include <sys/epoll.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <ctime>
 
+#include "buffer_pool.hpp"
 #include "fd_table.hpp"
+#include "readiness_ops.hpp"
 
 namespace tulip::asyncio::detail {
 namespace {
@@ -17,7 +21,8 @@ std::uint32_t to_epoll(std::uint32_t bits) noexcept {
 
 std::uint32_t from_epoll(std::uint32_t events) noexcept {
     return (events & EPOLLIN ? kPollIn : 0u) | (events & EPOLLOUT ? kPollOut : 0u) |
-           (events & EPOLLERR ? kPollErr : 0u) | (events & EPOLLHUP ? kPollHup : 0u);
+           (events & EPOLLERR ? kPollErr : 0u) | (events & EPOLLHUP ? kPollHup : 0u) |
+           (events & EPOLLRDHUP ? kPollRdHup : 0u);
 }
 
 class EpollBackend final : public Backend {
@@ -34,11 +39,18 @@ public:
             raise_os_error(err, "epoll_ctl(ADD, eventfd)");
         }
     }
-    ~EpollBackend() override { ::close(epfd_); }
+    ~EpollBackend() override {
+        ops_.cancel_all();
+        ::close(epfd_);
+    }
 
     std::string_view name() const noexcept override { return "epoll"; }
 
     void submit(Operation& op) override {
+        if (op.kind != OpKind::poll) {
+            if (ops_.submit(op)) register_for_life(op);
+            return;
+        }
         FdTable::Entry& e = fds_.add(op, "epoll");
         try {
             update(op.fd, e);
@@ -49,6 +61,10 @@ public:
     }
 
     bool cancel(Operation& op) noexcept override {
+        if (op.kind != OpKind::poll) {
+            ops_.cancel(op);  // a readiness backend releases at once
+            return true;
+        }
         if (FdTable::Entry* e = fds_.remove(op)) {
             try {
                 update(op.fd, *e);
@@ -61,20 +77,54 @@ public:
     }
 
     void wait(std::int64_t timeout_ns) override {
+        // Operations that may be ready go first. When they completed something, return without
+        // asking the kernel, but only every other time so that other fds are never starved.
+        if (ops_.run_runnable() || ops_.has_runnable()) {
+            if (!skipped_kernel_) {
+                skipped_kernel_ = true;
+                return;
+            }
+            timeout_ns = 0;
+        }
+        skipped_kernel_ = false;
         int n = wait_events(timeout_ns);
         for (int i = 0; i < n; ++i) {
             if (events_[i].data.fd == wakeup_.fd()) {
                 wakeup_.drain();
                 continue;
             }
-            fds_.deliver(events_[i].data.fd, from_epoll(events_[i].events));
+            ops_.deliver(events_[i].data.fd, from_epoll(events_[i].events));
         }
     }
 
     void wakeup() noexcept override { wakeup_.notify(); }
-    std::size_t pending_ops() const noexcept override { return fds_.pending(); }
+    std::size_t pending_ops() const noexcept override { return fds_.pending() + ops_.pending(); }
+
+    void set_buffer_pool(std::uint32_t count, std::uint32_t size) override { pool_.create(count, size, "epoll"); }
+    std::byte* provided_buffer(std::uint16_t id) noexcept override { return pool_.data(id); }
+    std::uint32_t provided_buffer_size() const noexcept override { return pool_.size(); }
+    void give_back(std::uint16_t id) noexcept override { ops_.give_back(id); }
+
+    void forget(int fd) noexcept override {
+        // close() drops the registration too, unless another process holds a duplicate.
+        if (ops_.forget(fd)) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+    }
 
 private:
+    void register_for_life(Operation& op) {
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+        ev.data.fd = op.fd;
+        // EEXIST: the number was closed and reused while a duplicate kept the old registration.
+        if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, op.fd, &ev) < 0 &&
+            (errno != EEXIST || ::epoll_ctl(epfd_, EPOLL_CTL_MOD, op.fd, &ev) < 0)) {
+            int err = errno;
+            ops_.cancel(op);
+            ops_.forget(op.fd);
+            raise_os_error(err, "epoll_ctl(ADD, fd " + std::to_string(op.fd) + ")");
+        }
+    }
+
     // Brings epoll's registration of fd in line with its operations.
     void update(int fd, FdTable::Entry& e) {
         std::uint32_t wanted = e.wanted();
@@ -123,7 +173,10 @@ private:
     int epfd_ = -1;
     WakeupFd wakeup_;
     bool have_pwait2_ = true;
+    bool skipped_kernel_ = false;
     FdTable fds_;
+    BufferPool pool_;
+    ReadinessOps ops_{fds_, pool_, "epoll"};
     epoll_event events_[kMaxEvents];
 };
 

@@ -1,6 +1,7 @@
 // What the readiness backends (epoll, poll, select) share: for each fd, the poll operation
 // watching it for reading and the one watching it for writing, and how readiness reported by
-// the kernel becomes their completions.
+// the kernel becomes their completions. An fd carrying socket operations instead keeps their
+// queues and "may be readable/writable" flags here too (readiness_ops.hpp drives them).
 #pragma once
 
 #include <cstddef>
@@ -20,7 +21,26 @@ public:
         Operation* writer = nullptr;
         // kPollIn/kPollOut bits the backend's kernel object currently has for the fd.
         std::uint32_t registered = 0;
-        std::uint32_t wanted() const noexcept { return (reader ? kPollIn : 0u) | (writer ? kPollOut : 0u); }
+
+        // Socket operations, queued in submission order per direction.
+        Operation* read_head = nullptr;
+        Operation* read_tail = nullptr;
+        Operation* write_head = nullptr;
+        Operation* write_tail = nullptr;
+        bool sock_mode = false;    // socket operations use the fd (until Backend::forget)
+        bool readable = true;      // may be readable: try the syscall before waiting
+        bool writable = true;      // may be writable
+        bool peer_closed = false;  // hang-up or error seen: a short read no longer means drained
+        bool stream = true;        // a short read or write means the kernel buffer is drained/full
+        bool runnable = false;     // in ReadinessOps' list of fds to try on the next wait()
+        bool starved = false;      // its provided-buffer recv waits for a buffer
+
+        // What the kernel must watch: the poll operations' interest or, in socket mode, the
+        // directions with an operation waiting (a starved recv waits for a buffer, not the fd).
+        std::uint32_t wanted() const noexcept {
+            if (sock_mode) return (read_head && !starved ? kPollIn : 0u) | (write_head ? kPollOut : 0u);
+            return (reader ? kPollIn : 0u) | (writer ? kPollOut : 0u);
+        }
     };
 
     // Records op; returns the fd's entry so that the backend can update its registration.
@@ -29,6 +49,9 @@ public:
         if (op.fd < 0) throw OSError(EBADF, std::string(backend_name) + " backend: invalid fd " + std::to_string(op.fd));
         if (static_cast<std::size_t>(op.fd) >= entries_.size()) entries_.resize(op.fd + 1);
         Entry& e = entries_[op.fd];
+        if (e.sock_mode)
+            throw RuntimeError(std::string(backend_name) + " backend: fd " + std::to_string(op.fd) +
+                               " carries socket operations; it cannot also have a poll operation");
         Operation*& place = (op.poll_events & kPollIn) ? e.reader : e.writer;
         if (place != &op) {
             if (place)
@@ -68,6 +91,11 @@ public:
 
     std::size_t pending() const noexcept { return pending_; }
     std::size_t size() const noexcept { return entries_.size(); }
+    // The entry of fd, made when needed.
+    Entry& at(int fd) {
+        if (static_cast<std::size_t>(fd) >= entries_.size()) entries_.resize(fd + 1);
+        return entries_[fd];
+    }
     Entry& operator[](std::size_t fd) noexcept { return entries_[fd]; }
 
 private:

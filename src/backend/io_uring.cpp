@@ -1,18 +1,27 @@
 // The io_uring backend: the completion backend. One ring per loop; everything prepared during an
 // iteration goes to the kernel in the one io_uring_enter of the next wait().
 //
+// Socket operations are submitted as they are: RECV, SENDMSG (MSG_NOSIGNAL), RECVMSG, ACCEPT,
+// CONNECT. A multishot recv reads into a ring of provided buffers (IORING_RECV_MULTISHOT with
+// IOSQE_BUFFER_SELECT, Linux 6.0), so an idle connection pins no buffer; when the ring runs dry
+// the kernel ends the recv with -ENOBUFS, the data stays in the socket, and the recv is armed
+// again as buffers come back. A multishot accept (Linux 5.19) returns each new fd.
+//
 // poll is a one-shot POLL_ADD re-armed after each completion: a multishot poll reports only new
 // wake-ups, while add_reader must keep firing on every iteration in which the fd is readable, as
 // Python's does. Cancellation is asynchronous (ASYNC_CANCEL): cancel() returns false and the
-// operation completes one last time with -ECANCELED once the kernel has let go of it.
+// operation completes one last time: -ECANCELED, or its real result when it finished first.
 #include <liburing.h>
 #include <poll.h>
+#include <sys/mman.h>
 
 #include <cerrno>
 #include <cstring>
 #include <vector>
 
+#include "buffer_pool.hpp"
 #include "fd_table.hpp"
+#include "op_checks.hpp"
 
 namespace tulip::asyncio::detail {
 namespace {
@@ -20,17 +29,23 @@ namespace {
 // Operation::backend_state bits.
 constexpr std::uint32_t kActive = 1;     // submitted by the loop and not cancelled
 constexpr std::uint32_t kInFlight = 2;   // an SQE for it is queued or in the kernel
+constexpr std::uint32_t kStarved = 4;    // a multishot recv waiting for provided buffers
+
+constexpr std::uint16_t kBufferGroup = 0;
 
 class IoUringBackend final : public Backend {
 public:
     // Throws OSError when the kernel refuses (old kernel, seccomp, io_uring_disabled).
     IoUringBackend() {
         io_uring_params params{};
-        params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+        params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
+        params.cq_entries = kCqEntries;
         int r = io_uring_queue_init_params(kEntries, &ring_, &params);
         if (r == -EINVAL) {
             // Kernels before 6.1 lack DEFER_TASKRUN (and before 6.0 SINGLE_ISSUER).
             params = {};
+            params.flags = IORING_SETUP_CQSIZE;
+            params.cq_entries = kCqEntries;
             r = io_uring_queue_init_params(kEntries, &ring_, &params);
         }
         if (r < 0) raise_os_error(-r, "io_uring_setup");
@@ -38,27 +53,47 @@ public:
     }
     IoUringBackend(const IoUringBackend&) = delete;
     IoUringBackend& operator=(const IoUringBackend&) = delete;
-    ~IoUringBackend() override { io_uring_queue_exit(&ring_); }
+    ~IoUringBackend() override {
+        drain_for_exit();
+        io_uring_queue_exit(&ring_);
+        if (buf_ring_) ::munmap(buf_ring_, buf_ring_bytes_);
+    }
 
     std::string_view name() const noexcept override { return "io_uring"; }
 
     void submit(Operation& op) override {
-        if (op.fd < 0) throw OSError(EBADF, "io_uring backend: invalid fd " + std::to_string(op.fd));
+        check_socket_op(op, "io_uring");
         if (op.backend_state & kActive) throw RuntimeError("io_uring backend: operation submitted twice");
-        if (!(op.backend_state & kInFlight)) ++pending_;
-        op.backend_state |= kActive;
-        if (!(op.backend_state & kInFlight)) arm_poll(op);
+        if (op.kind == OpKind::poll) {
+            if (!(op.backend_state & kInFlight)) ++pending_;
+            op.backend_state |= kActive;
+            if (!(op.backend_state & kInFlight)) arm_poll(op);
+            return;
+        }
+        if (op.backend_state & kInFlight)
+            throw RuntimeError("io_uring backend: operation submitted again before its final completion");
+        if ((op.flags & kProvidedBuffer) && !buf_ring_) set_buffer_pool(kDefaultBufferCount, kDefaultBufferSize);
+        op.more = false;
+        op.backend_next = nullptr;
+        op.backend_state = kActive;
+        ++pending_;
+        arm(op);
     }
 
     bool cancel(Operation& op) noexcept override {
         if (!(op.backend_state & kActive)) return !(op.backend_state & kInFlight);
         op.backend_state &= ~kActive;
+        if (op.backend_state & kStarved) {
+            unlink_starved(op);
+            release(op);
+            return true;
+        }
         if (!(op.backend_state & kInFlight)) {
-            --pending_;
+            release(op);
             return true;
         }
         io_uring_sqe* sqe = next_sqe();
-        io_uring_prep_cancel(sqe, &op, 0);
+        io_uring_prep_cancel64(sqe, reinterpret_cast<std::uintptr_t>(&op), 0);
         io_uring_sqe_set_data(sqe, nullptr);  // the cancel's own completion carries nothing
         return false;
     }
@@ -82,6 +117,44 @@ public:
     void wakeup() noexcept override { wakeup_.notify(); }
     std::size_t pending_ops() const noexcept override { return pending_; }
 
+    void set_buffer_pool(std::uint32_t count, std::uint32_t size) override {
+        pool_.create(count, size, "io_uring");
+        buf_ring_bytes_ = std::size_t(count) * sizeof(io_uring_buf);
+        void* p = ::mmap(nullptr, buf_ring_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) raise_last_os_error("io_uring backend: mmap of the buffer ring");
+        auto* br = static_cast<io_uring_buf_ring*>(p);
+        io_uring_buf_ring_init(br);
+        int mask = io_uring_buf_ring_mask(count);
+        for (std::uint32_t i = 0; i < count; ++i)
+            io_uring_buf_ring_add(br, pool_.data(static_cast<std::uint16_t>(i)), size, static_cast<unsigned short>(i),
+                                  mask, static_cast<int>(i));
+        io_uring_buf_ring_advance(br, static_cast<int>(count));
+        io_uring_buf_reg reg{};
+        reg.ring_addr = reinterpret_cast<std::uintptr_t>(br);
+        reg.ring_entries = count;
+        reg.bgid = kBufferGroup;
+        if (int r = io_uring_register_buf_ring(&ring_, &reg, 0); r < 0) {
+            ::munmap(p, buf_ring_bytes_);
+            raise_os_error(-r, "io_uring backend: io_uring_register_buf_ring (provided buffer rings need Linux 5.19)");
+        }
+        buf_ring_ = br;
+        buf_mask_ = mask;
+    }
+    std::byte* provided_buffer(std::uint16_t id) noexcept override { return pool_.data(id); }
+    std::uint32_t provided_buffer_size() const noexcept override { return pool_.size(); }
+
+    void give_back(std::uint16_t id) noexcept override {
+        io_uring_buf_ring_add(buf_ring_, pool_.data(id), pool_.size(), id, buf_mask_, 0);
+        io_uring_buf_ring_advance(buf_ring_, 1);
+        // One waiting recv per returned buffer, oldest first.
+        if (Operation* op = starved_head_) {
+            unlink_starved(*op);
+            arm(*op);
+        }
+    }
+
+    void forget(int) noexcept override {}  // nothing is registered per fd
+
 private:
     io_uring_sqe* next_sqe() noexcept {
         io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
@@ -93,12 +166,50 @@ private:
         return sqe;
     }
 
+    void arm(Operation& op) noexcept {
+        io_uring_sqe* sqe = next_sqe();
+        switch (op.kind) {
+            case OpKind::recv:
+                if (op.flags & kProvidedBuffer) {
+                    io_uring_prep_recv_multishot(sqe, op.fd, nullptr, 0, 0);
+                    sqe->flags |= IOSQE_BUFFER_SELECT;
+                    sqe->buf_group = kBufferGroup;
+                } else {
+                    io_uring_prep_recv(sqe, op.fd, op.buf, op.len, 0);
+                }
+                break;
+            case OpKind::send:
+            case OpKind::sendmsg:
+                io_uring_prep_sendmsg(sqe, op.fd, &op.msg, MSG_NOSIGNAL);
+                break;
+            case OpKind::recvmsg:
+                io_uring_prep_recvmsg(sqe, op.fd, &op.msg, 0);
+                break;
+            case OpKind::accept:
+                if (op.flags & kMultishot)
+                    io_uring_prep_multishot_accept(sqe, op.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                else
+                    io_uring_prep_accept(sqe, op.fd, op.addr, op.addr ? &op.addrlen : nullptr,
+                                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+                break;
+            case OpKind::connect:
+                io_uring_prep_connect(sqe, op.fd, op.addr, op.addrlen);
+                break;
+            case OpKind::poll:
+                break;  // arm_poll
+        }
+        io_uring_sqe_set_data(sqe, &op);
+        op.backend_state |= kInFlight;
+        ++in_flight_;
+    }
+
     void arm_poll(Operation& op) {
         io_uring_sqe* sqe = next_sqe();
         unsigned mask = (op.poll_events & kPollIn ? POLLIN : 0) | (op.poll_events & kPollOut ? POLLOUT : 0);
         io_uring_prep_poll_add(sqe, op.fd, mask);
         io_uring_sqe_set_data(sqe, &op);
         op.backend_state |= kInFlight;
+        ++in_flight_;
     }
 
     void arm_wakeup() {
@@ -116,10 +227,14 @@ private:
             if (!data) continue;  // an ASYNC_CANCEL's own result
             if (data == &wakeup_tag_) {
                 wakeup_.drain();
-                if (!(cqe->flags & IORING_CQE_F_MORE)) rearm_wakeup_ = true;
+                if (!(cqe->flags & IORING_CQE_F_MORE) && !closing_) rearm_wakeup_ = true;
                 continue;
             }
-            finish(*static_cast<Operation*>(data), cqe->res);
+            auto& op = *static_cast<Operation*>(data);
+            if (op.kind == OpKind::poll)
+                finish_poll(op, cqe->res);
+            else
+                finish(op, cqe->res, cqe->flags);
         }
         io_uring_cq_advance(&ring_, seen);
         if (rearm_wakeup_) {
@@ -128,12 +243,45 @@ private:
         }
     }
 
-    void finish(Operation& op, int res) noexcept {
+    void finish(Operation& op, int res, unsigned cqe_flags) noexcept {
+        if (cqe_flags & IORING_CQE_F_BUFFER) op.buffer_id = static_cast<std::uint16_t>(cqe_flags >> IORING_CQE_BUFFER_SHIFT);
+        if (cqe_flags & IORING_CQE_F_MORE) {  // a multishot operation goes on
+            deliver(op, res, true);
+            return;
+        }
         op.backend_state &= ~kInFlight;
+        --in_flight_;
+        if ((op.backend_state & kActive) && (op.flags & kMultishot) && !closing_) {
+            if (op.kind == OpKind::recv && res == -ENOBUFS) {
+                // The buffer ring ran dry; the bytes wait in the socket until buffers come back.
+                starve(op);
+                return;
+            }
+            // Ended without an error (CQ overflow, the kernel's own limits): go on. Arm before
+            // delivering, so that a cancel() from the completion finds the operation in flight.
+            if (op.kind == OpKind::accept ? res >= 0 : res > 0) {
+                arm(op);
+                deliver(op, res, true);
+                return;
+            }
+        }
+        bool cancelled = !(op.backend_state & kActive);
+        release(op);
+        deliver(op, cancelled && res == -ENOBUFS ? -ECANCELED : res, false);
+    }
+
+    void finish_poll(Operation& op, int res) noexcept {
+        op.backend_state &= ~kInFlight;
+        --in_flight_;
+        if (closing_) {
+            // At exit a poll's owner may be gone already (the loop drops its watches before
+            // its backend): release it without a word, as before socket operations existed.
+            release(op);
+            return;
+        }
         if (!(op.backend_state & kActive)) {
             // Cancelled: this is the final completion; the owner may free op now.
-            --pending_;
-            op.backend_state = 0;
+            release(op);
             op.complete(op, -ECANCELED);
             return;
         }
@@ -151,12 +299,72 @@ private:
         if ((op.backend_state & kActive) && res >= 0) arm_poll(op);
     }
 
+    void deliver(Operation& op, int result, bool more) noexcept {
+        op.more = more;
+        op.complete(op, result);
+    }
+
+    void release(Operation& op) noexcept {
+        op.backend_state = 0;
+        op.backend_next = nullptr;
+        --pending_;
+    }
+
+    void starve(Operation& op) noexcept {
+        op.backend_state |= kStarved;
+        op.backend_next = nullptr;
+        (starved_tail_ ? starved_tail_->backend_next : starved_head_) = &op;
+        starved_tail_ = &op;
+    }
+
+    void unlink_starved(Operation& op) noexcept {
+        Operation* prev = nullptr;
+        for (Operation* p = starved_head_; p; prev = p, p = p->backend_next) {
+            if (p != &op) continue;
+            (prev ? prev->backend_next : starved_head_) = op.backend_next;
+            if (starved_tail_ == &op) starved_tail_ = prev;
+            break;
+        }
+        op.backend_next = nullptr;
+        op.backend_state &= ~kStarved;
+    }
+
+    // Before the ring goes: cancel everything in the kernel and wait until it let go of every
+    // request, so that no buffer is written after its owner was told it is free. Socket
+    // operations still held complete (-ECANCELED, or their real result).
+    void drain_for_exit() noexcept {
+        closing_ = true;
+        while (Operation* op = starved_head_) {
+            unlink_starved(*op);
+            release(*op);
+            deliver(*op, -ECANCELED, false);
+        }
+        io_uring_sqe* sqe = next_sqe();
+        io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+        io_uring_sqe_set_data(sqe, nullptr);
+        for (int i = 0; i < 1000 && in_flight_ > 0; ++i) {
+            __kernel_timespec ts{0, 10'000'000};
+            io_uring_cqe* cqe = nullptr;
+            io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+            reap();
+        }
+    }
+
     static constexpr unsigned kEntries = 256;
+    static constexpr unsigned kCqEntries = 4096;
     io_uring ring_{};
     WakeupFd wakeup_;
     char wakeup_tag_ = 0;  // its address marks the wake-up poll's completions
     bool rearm_wakeup_ = false;
+    bool closing_ = false;
     std::size_t pending_ = 0;
+    std::size_t in_flight_ = 0;  // requests the kernel holds (the wake-up poll aside)
+    BufferPool pool_;
+    io_uring_buf_ring* buf_ring_ = nullptr;
+    std::size_t buf_ring_bytes_ = 0;
+    int buf_mask_ = 0;
+    Operation* starved_head_ = nullptr;
+    Operation* starved_tail_ = nullptr;
 };
 
 }  // namespace

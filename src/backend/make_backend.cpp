@@ -23,8 +23,9 @@ std::unique_ptr<Backend> make_backend(std::string_view requested) {
         if (!logged.exchange(true)) tulip::logger().warn("io_uring is not available ({}); using epoll", why);
         return make_epoll_backend();
     }
-    // The automatic choice stays epoll until io_uring performs socket operations natively: with
-    // only fd readiness to offer, its re-armed POLL_ADD costs more per event than epoll.
+    // The automatic choice stays epoll until the transports run on the socket operations: for
+    // the loop's poll-only users, io_uring's re-armed POLL_ADD costs more per event than epoll.
+    // See docs/backends.md, "Making io_uring the default".
     if (name.empty() || name == "epoll") return make_epoll_backend();
     if (name == "poll") return make_poll_backend();
     if (name == "select") return make_select_backend();

@@ -6,22 +6,34 @@
 #include <ctime>
 #include <vector>
 
+#include "buffer_pool.hpp"
 #include "fd_table.hpp"
+#include "readiness_ops.hpp"
 
 namespace tulip::asyncio::detail {
 namespace {
 
 class PollBackend final : public Backend {
 public:
+    ~PollBackend() override { ops_.cancel_all(); }
+
     std::string_view name() const noexcept override { return "poll"; }
 
     void submit(Operation& op) override {
+        if (op.kind != OpKind::poll) {
+            ops_.submit(op);
+            return;
+        }
         FdTable::Entry& e = fds_.add(op, "poll");
         e.registered = e.wanted();
         dirty_ = true;
     }
 
     bool cancel(Operation& op) noexcept override {
+        if (op.kind != OpKind::poll) {
+            ops_.cancel(op);  // a readiness backend releases at once
+            return true;
+        }
         if (FdTable::Entry* e = fds_.remove(op)) {
             e->registered = e->wanted();
             dirty_ = true;
@@ -30,6 +42,16 @@ public:
     }
 
     void wait(std::int64_t timeout_ns) override {
+        // Operations that may be ready go first; see the epoll backend.
+        if (ops_.run_runnable() || ops_.has_runnable()) {
+            if (!skipped_kernel_) {
+                skipped_kernel_ = true;
+                return;
+            }
+            timeout_ns = 0;
+        }
+        skipped_kernel_ = false;
+        if (ops_.take_changed()) dirty_ = true;
         if (dirty_) rebuild();
         int n = poll_for(timeout_ns);
         for (std::size_t i = 0; n > 0 && i < pollfds_.size(); ++i) {
@@ -40,12 +62,20 @@ public:
                 wakeup_.drain();
                 continue;
             }
-            fds_.deliver(p.fd, ready_bits(p.revents));
+            ops_.deliver(p.fd, ready_bits(p.revents));
         }
     }
 
     void wakeup() noexcept override { wakeup_.notify(); }
-    std::size_t pending_ops() const noexcept override { return fds_.pending(); }
+    std::size_t pending_ops() const noexcept override { return fds_.pending() + ops_.pending(); }
+
+    void set_buffer_pool(std::uint32_t count, std::uint32_t size) override { pool_.create(count, size, "poll"); }
+    std::byte* provided_buffer(std::uint16_t id) noexcept override { return pool_.data(id); }
+    std::uint32_t provided_buffer_size() const noexcept override { return pool_.size(); }
+    void give_back(std::uint16_t id) noexcept override { ops_.give_back(id); }
+    void forget(int fd) noexcept override {
+        if (ops_.forget(fd)) dirty_ = true;
+    }
 
 private:
     static std::uint32_t ready_bits(short revents) noexcept {
@@ -80,6 +110,9 @@ private:
 
     WakeupFd wakeup_;
     FdTable fds_;
+    BufferPool pool_;
+    ReadinessOps ops_{fds_, pool_, "poll"};
+    bool skipped_kernel_ = false;
     std::vector<pollfd> pollfds_;
     bool dirty_ = true;
 };

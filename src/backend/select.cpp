@@ -6,28 +6,49 @@
 #include <cerrno>
 #include <ctime>
 
+#include "buffer_pool.hpp"
 #include "fd_table.hpp"
+#include "readiness_ops.hpp"
 
 namespace tulip::asyncio::detail {
 namespace {
 
 class SelectBackend final : public Backend {
 public:
+    ~SelectBackend() override { ops_.cancel_all(); }
+
     std::string_view name() const noexcept override { return "select"; }
 
     void submit(Operation& op) override {
         if (op.fd >= FD_SETSIZE)
             throw OSError(EINVAL, "select backend: fd " + std::to_string(op.fd) + " is out of range (FD_SETSIZE is " +
                                       std::to_string(FD_SETSIZE) + "); use the epoll or poll backend");
+        if (op.kind != OpKind::poll) {
+            ops_.submit(op);
+            return;
+        }
         fds_.add(op, "select");
     }
 
     bool cancel(Operation& op) noexcept override {
+        if (op.kind != OpKind::poll) {
+            ops_.cancel(op);  // a readiness backend releases at once
+            return true;
+        }
         fds_.remove(op);
         return true;
     }
 
     void wait(std::int64_t timeout_ns) override {
+        // Operations that may be ready go first; see the epoll backend.
+        if (ops_.run_runnable() || ops_.has_runnable()) {
+            if (!skipped_kernel_) {
+                skipped_kernel_ = true;
+                return;
+            }
+            timeout_ns = 0;
+        }
+        skipped_kernel_ = false;
         fd_set readable, writable;
         FD_ZERO(&readable);
         FD_ZERO(&writable);
@@ -57,12 +78,21 @@ public:
         for (std::size_t fd = 0; n > 0 && fd < fds_.size(); ++fd) {
             int f = static_cast<int>(fd);
             std::uint32_t ready = (FD_ISSET(f, &readable) ? kPollIn : 0u) | (FD_ISSET(f, &writable) ? kPollOut : 0u);
-            if (ready) fds_.deliver(f, ready);
+            if (ready) {
+                --n;
+                ops_.deliver(f, ready);
+            }
         }
     }
 
     void wakeup() noexcept override { wakeup_.notify(); }
-    std::size_t pending_ops() const noexcept override { return fds_.pending(); }
+    std::size_t pending_ops() const noexcept override { return fds_.pending() + ops_.pending(); }
+
+    void set_buffer_pool(std::uint32_t count, std::uint32_t size) override { pool_.create(count, size, "select"); }
+    std::byte* provided_buffer(std::uint16_t id) noexcept override { return pool_.data(id); }
+    std::uint32_t provided_buffer_size() const noexcept override { return pool_.size(); }
+    void give_back(std::uint16_t id) noexcept override { ops_.give_back(id); }
+    void forget(int fd) noexcept override { ops_.forget(fd); }
 
 private:
     // select() fails as a whole when one watched fd was closed: find those and report them as
@@ -70,12 +100,15 @@ private:
     void report_closed_fds() noexcept {
         for (std::size_t fd = 0; fd < fds_.size(); ++fd) {
             if (fds_[fd].wanted() && ::fcntl(static_cast<int>(fd), F_GETFD) < 0 && errno == EBADF)
-                fds_.deliver(static_cast<int>(fd), kPollErr);
+                ops_.deliver(static_cast<int>(fd), kPollErr);
         }
     }
 
     WakeupFd wakeup_;
     FdTable fds_;
+    BufferPool pool_;
+    ReadinessOps ops_{fds_, pool_, "select"};
+    bool skipped_kernel_ = false;
 };
 
 }  // namespace
