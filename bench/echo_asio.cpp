@@ -57,7 +57,7 @@ int main(int argc, char **argv)
 {
     int port = parse_port(argc, argv);
     try {
-        asio::io_context ctx(1); // one thread: lets Asio drop its internal locking
+        asio::io_context ctx(1); // a hint: one thread runs it (Asio still takes its locks)
         asio::ip::tcp::acceptor acceptor(
             ctx, asio::ip::tcp::endpoint(asio::ip::address_v4::loopback(),
                                          static_cast<unsigned short>(port)));

@@ -157,8 +157,8 @@ for round in $(seq 1 "$rounds"); do
             name=${names[$i]}
             [ -z "${failed[$name]:-}" ] || continue
             if ! start_server "$i"; then
-                failed[$name]="did not start or accept connections (see its output below)"
-                notes+=("$name: skipped, ${failed[$name]}: $(head -c 300 "$results/server.log" | tr '\n' ' ')")
+                failed[$name]="did not start or accept connections"
+                notes+=("$name: skipped, ${failed[$name]}; it said: $(head -c 300 "$results/server.log" | tr '\n' ' ')")
                 stop_server
                 continue
             fi
