@@ -23,8 +23,8 @@
 
 #include "echo_common.h"
 
-#define NBUFS 256 /* a power of two (buffer ring) */
-#define BUF_SIZE (16 * 1024)
+#define NBUFS 128 /* a power of two (buffer ring) */
+#define BUF_SIZE (64 * 1024) /* as much as echo_epoll reads at once */
 #define BGID 0
 #define NO_BUF 0xffff
 
