@@ -6,6 +6,11 @@
 // Listens on 127.0.0.1:N; each connection is one coroutine that reads what comes (up to 64 KiB)
 // and writes it back whole before reading again. SIGINT or SIGTERM stops the io_context, so the
 // program ends cleanly (exit status 0). Built only when <asio.hpp> is found (libasio-dev).
+// Asio 1.22 (Debian 12) sees C++20 coroutines in clang only through the old Coroutines TS
+// macro, which clang no longer defines in C++20 mode: tell it they are there.
+#if defined(__clang__) && defined(__cpp_impl_coroutine) && !defined(ASIO_HAS_CO_AWAIT)
+#define ASIO_HAS_CO_AWAIT 1
+#endif
 #include <asio.hpp>
 
 #include <array>
