@@ -20,7 +20,7 @@
 
 #include "echo_common.h"
 
-#define BUF_SIZE (64 * 1024)
+#define BUF_SIZE (256 * 1024) /* as much as asyncio reads at once (max_size) */
 
 struct conn {
     int fd;
