@@ -6,7 +6,8 @@ Each raw line is `server=NAME workload=NAME round=N` followed by the fields benc
 Every figure is the median over the rounds of one server on one workload; the ratios compare a
 server with the epoll floor (echo_epoll) on the same workload: `x floor` is its message rate
 divided by the floor's (above 1: faster), `cpu x floor` its server CPU time per message divided
-by the floor's (above 1: costlier).
+by the floor's (above 1: costlier). Rounds run every server in turn, so a round's ratio compares
+runs made minutes apart at most; the brackets give the range of those per-round ratios.
 """
 import csv
 import statistics
@@ -30,7 +31,9 @@ def parse(path):
             if kv["server"] not in order:
                 order.append(kv["server"])
             shape[kv["workload"]] = (kv["conns"], kv["size"], kv["depth"])
-            runs.setdefault(key, []).append({k: float(kv[k]) for k in FIELDS})
+            run = {k: float(kv[k]) for k in FIELDS}
+            run["round"] = kv["round"]
+            runs.setdefault(key, []).append(run)
     return runs, shape, order
 
 
@@ -42,11 +45,19 @@ def medians(runs):
     return out
 
 
+def round_ratios(runs, key, field):
+    """(min, max) over the rounds of server/floor for one field, or None without the floor."""
+    floor = {r["round"]: r[field] for r in runs.get((FLOOR, key[1]), [])}
+    ratios = [r[field] / floor[r["round"]] for r in runs[key]
+              if floor.get(r["round"], 0) > 0 and r[field] > 0]
+    return (min(ratios), max(ratios)) if ratios else None
+
+
 def ratio(a, b):
     return a / b if a > 0 and b > 0 else float("nan")
 
 
-def rows_of(med, shape, order):
+def rows_of(runs, med, shape, order):
     rows = []
     for w in WORKLOADS:
         if w not in shape:
@@ -57,6 +68,8 @@ def rows_of(med, shape, order):
             if m is None:
                 continue
             conns, size, depth = shape[w]
+            msgs_range = round_ratios(runs, (s, w), "msgs_per_s") or ("", "")
+            cpu_range = round_ratios(runs, (s, w), "server_cpu_ns_per_msg") or ("", "")
             rows.append({
                 "workload": w, "conns": conns, "size": size, "depth": depth, "server": s,
                 "rounds": m["rounds"],
@@ -70,8 +83,22 @@ def rows_of(med, shape, order):
                 "cpu_ratio_to_epoll_floor":
                     round(ratio(m["server_cpu_ns_per_msg"], floor["server_cpu_ns_per_msg"]), 3)
                     if floor else "",
+                "msgs_ratio_min": round(msgs_range[0], 3) if msgs_range[0] != "" else "",
+                "msgs_ratio_max": round(msgs_range[1], 3) if msgs_range[1] != "" else "",
+                "cpu_ratio_min": round(cpu_range[0], 3) if cpu_range[0] != "" else "",
+                "cpu_ratio_max": round(cpu_range[1], 3) if cpu_range[1] != "" else "",
             })
     return rows
+
+
+def with_range(row, median_key, range_key):
+    """`1.23` or, over several rounds, `1.23 (1.10-1.31)`: the median and the per-round range."""
+    if row[median_key] == "":
+        return "-"
+    text = f"{row[median_key]:.2f}"
+    if row["rounds"] > 1 and row[range_key + "_min"] != "" and row["server"] != FLOOR:
+        text += f' ({row[range_key + "_min"]:.2f}-{row[range_key + "_max"]:.2f})'
+    return text
 
 
 def print_table(rows):
@@ -85,8 +112,8 @@ def print_table(rows):
             f'{r["msgs_per_s"]:,.0f}', f'{r["mib_per_s"]:,.1f}',
             f'{r["p50_us"]:.1f}' if lat else "-", f'{r["p99_us"]:.1f}' if lat else "-",
             f'{r["peak_rss_kib"] / 1024:.1f}', f'{r["server_cpu_ns_per_msg"]:,}',
-            f'{r["msgs_ratio_to_epoll_floor"]:.2f}' if r["msgs_ratio_to_epoll_floor"] != "" else "-",
-            f'{r["cpu_ratio_to_epoll_floor"]:.2f}' if r["cpu_ratio_to_epoll_floor"] != "" else "-",
+            with_range(r, "msgs_ratio_to_epoll_floor", "msgs_ratio"),
+            with_range(r, "cpu_ratio_to_epoll_floor", "cpu_ratio"),
         ])
     widths = [max(len(h), *(len(l[i]) for l in lines)) for i, h in enumerate(head)]
     fmt = lambda cells: "| " + " | ".join(  # noqa: E731
@@ -139,7 +166,7 @@ def main():
     runs, shape, order = parse(sys.argv[1])
     if not runs:
         sys.exit(f"echo_table.py: no result lines in {sys.argv[1]}")
-    rows = rows_of(medians(runs), shape, order)
+    rows = rows_of(runs, medians(runs), shape, order)
     print_table(rows)
     with open(sys.argv[2], "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
