@@ -11,7 +11,8 @@
  * checked byte for byte against what was sent. After the warm-up the counters are reset and the
  * run is measured for --duration seconds. With --messages, every connection sends exactly M
  * messages and the program exits once all have come back (no warm-up, no clock): callgrind
- * counts the server's instructions for a known amount of work that way.
+ * counts the server's instructions for a known amount of work that way; if nothing comes back
+ * for 60 s, it gives up with exit status 1 rather than hang.
  *
  * One line of key=value fields goes to stdout (see print_result). Round-trip latency is measured
  * from the moment a message is queued to the moment its last byte is back; with depth 1 that is
@@ -38,6 +39,7 @@
 
 #define PATTERN_PERIOD 251u            /* a prime: a shifted or repeated chunk does not match */
 #define IO_CHUNK (256u * 1024u)        /* largest read or write at once */
+#define STALL_NS (60ull * 1000000000u) /* --messages: give up when nothing came back for this long */
 
 struct options {
     const char *host;
@@ -355,10 +357,11 @@ int main(int argc, char **argv)
     if (exact)
         measure_from = start;
     double cpu_at_start = measuring && o.server_pid ? process_cpu_s(o.server_pid) : 0;
+    uint64_t msgs_seen = 0, last_progress = start;
 
     struct epoll_event events[256];
     for (;;) {
-        int n = epoll_wait(ep, events, 256, exact ? -1 : 10);
+        int n = epoll_wait(ep, events, 256, exact ? 1000 : 10);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -375,6 +378,14 @@ int main(int argc, char **argv)
         if (exact) {
             if (k.msgs == total)
                 break;
+            if (k.msgs != msgs_seen) {
+                msgs_seen = k.msgs;
+                last_progress = now;
+            } else if (now - last_progress > STALL_NS) {
+                fprintf(stderr, "loadgen: nothing came back for 60 s (%llu of %llu messages)\n",
+                        (unsigned long long)k.msgs, (unsigned long long)total);
+                return 1;
+            }
             continue;
         }
         if (!measuring && now >= measure_from) {
