@@ -24,7 +24,7 @@
 #include "echo_common.h"
 
 #define NBUFS 128 /* a power of two (buffer ring) */
-#define BUF_SIZE (64 * 1024) /* as much as echo_epoll reads at once */
+#define BUF_SIZE (64 * 1024) /* a bulk message per buffer; echo_epoll reads up to 256 KiB */
 #define BGID 0
 #define NO_BUF 0xffff
 
