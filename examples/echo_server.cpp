@@ -30,6 +30,27 @@ private:
     asyncio::Transport* transport_ = nullptr;
 };
 
+// The streams API: one task per connection, as a Python streams echo server is written.
+asyncio::Coro<> echo_stream(asyncio::StreamReader reader, asyncio::StreamWriter writer) {
+    try {
+        for (;;) {
+            std::string data = co_await reader.read(256 * 1024);
+            if (data.empty()) break;  // EOF
+            writer.write(data);
+            co_await writer.drain();
+        }
+    } catch (const tulip::ConnectionError&) {
+        // A client that resets is not the server's failure.
+    }
+    writer.close();
+}
+
+asyncio::Coro<std::shared_ptr<asyncio::Server>> listen(asyncio::EventLoop& loop, const std::string& api, int port) {
+    if (api == "streams") co_return co_await asyncio::start_server(echo_stream, std::string("127.0.0.1"), port);
+    auto factory = [] { return std::make_shared<Echo>(); };
+    co_return co_await loop.create_server(factory, std::string("127.0.0.1"), port);
+}
+
 struct Args {
     int port = -1;
     std::string backend;
@@ -75,15 +96,10 @@ Args parse(int argc, char** argv) {
 
 int main(int argc, char** argv) {
     Args args = parse(argc, argv);
-    if (args.api == "streams") {
-        std::fprintf(stderr, "echo_server: streams API not built yet\n");
-        return 2;
-    }
     try {
         asyncio::EventLoop loop(asyncio::LoopOptions{.backend = args.backend});
         asyncio::set_event_loop(&loop);
-        auto server = loop.run_until_complete(
-            loop.create_server([] { return std::make_shared<Echo>(); }, std::string("127.0.0.1"), args.port));
+        auto server = loop.run_until_complete(listen(loop, args.api, args.port));
         int port = server->sockets().at(0).getsockname().port();
         loop.add_signal_handler(SIGINT, [&loop] { loop.stop(); });
         loop.add_signal_handler(SIGTERM, [&loop] { loop.stop(); });

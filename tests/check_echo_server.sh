@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs examples/echo_server: bad arguments exit 2 with a usage message; on a free port it echoes
-# a message through a plain TCP client (bash's /dev/tcp), then SIGTERM ends it with exit 0.
+# a message through a plain TCP client on each API (protocol, streams) (bash's /dev/tcp), then SIGTERM ends it with exit 0.
 set -uo pipefail
 exe=$1 backend=${2:-epoll}
 fail() { echo "check_echo_server: $*"; exit 1; }
@@ -11,26 +11,32 @@ msg=$("$exe" --port 0 --backend nope 2>&1); rc=$?
 "$exe" >/dev/null 2>&1; [ $? -eq 2 ] || fail "a missing --port did not exit 2"
 
 out=$(mktemp); trap 'rm -f "$out"' EXIT
-"$exe" --port 0 --backend "$backend" --api protocol >"$out" 2>&1 &
-pid=$!
-port=
-for _ in $(seq 1 300); do
-    port=$(sed -n 's/^echo_server: listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$out")
-    [ -n "$port" ] && break
-    kill -0 $pid 2>/dev/null || { cat "$out"; fail "echo_server exited early"; }
-    sleep 0.1
-done
-[ -n "$port" ] || { kill $pid; fail "echo_server did not say it was listening"; }
-cat "$out"
+check_api() {
+    local api=$1 pid port rc reply
+    "$exe" --port 0 --backend "$backend" --api "$api" >"$out" 2>&1 &
+    pid=$!
+    port=
+    for _ in $(seq 1 300); do
+        port=$(sed -n 's/^echo_server: listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$out")
+        [ -n "$port" ] && break
+        kill -0 $pid 2>/dev/null || { cat "$out"; fail "echo_server exited early"; }
+        sleep 0.1
+    done
+    [ -n "$port" ] || { kill $pid; fail "echo_server did not say it was listening"; }
+    cat "$out"
 
-exec 3<>/dev/tcp/127.0.0.1/"$port" || { kill $pid; fail "cannot connect to port $port"; }
-printf 'hello, echo' >&3
-IFS= read -r -t 30 -N 11 reply <&3
-exec 3>&-
-[ "$reply" = "hello, echo" ] || { kill $pid; fail "echoed '$reply'"; }
-echo "echoed: $reply"
+    exec 3<>/dev/tcp/127.0.0.1/"$port" || { kill $pid; fail "cannot connect to port $port"; }
+    printf 'hello, echo' >&3
+    IFS= read -r -t 30 -N 11 reply <&3
+    exec 3>&-
+    [ "$reply" = "hello, echo" ] || { kill $pid; fail "echoed '$reply'"; }
+    echo "echoed: $reply"
 
-kill -TERM $pid
-wait $pid; rc=$?
-[ $rc -eq 0 ] || fail "echo_server exited with $rc after SIGTERM"
-echo "check_echo_server: ok ($backend)"
+    kill -TERM $pid
+    wait $pid; rc=$?
+    [ $rc -eq 0 ] || fail "echo_server exited with $rc after SIGTERM"
+    echo "check_echo_server: ok ($backend, $api)"
+}
+
+check_api protocol
+check_api streams
