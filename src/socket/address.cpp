@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstring>
 
+#include <fmt/format.h>
+
 #include "tulip/socket.hpp"
 
 namespace tulip::socket {
@@ -69,7 +71,11 @@ Address Address::unix_path(std::string_view path) {
     return a;
 }
 
-Address Address::unix_abstract(std::string_view name) { return unix_path(std::string(1, '\0') + std::string(name)); }
+Address Address::unix_abstract(std::string_view name) {
+    std::string path(1, '\0');
+    path.append(name);
+    return unix_path(path);
+}
 
 Address Address::from_sockaddr(const ::sockaddr* addr, ::socklen_t len) {
     Address a;
@@ -151,22 +157,22 @@ std::string Address::host() const {
 std::string Address::to_string() const {
     switch (family_) {
     case AF_INET:
-        return host() + ":" + std::to_string(port_);
+        return fmt::format("{}:{}", host(), port_);
     case AF_INET6: {
         std::string zone;
         if (scope_id_ != 0) {
             char name[IF_NAMESIZE] = {};
-            zone = "%" + std::string(::if_indextoname(scope_id_, name) ? name : std::to_string(scope_id_));
+            zone = ::if_indextoname(scope_id_, name) ? fmt::format("%{}", name) : fmt::format("%{}", scope_id_);
         }
-        return "[" + host() + zone + "]:" + std::to_string(port_);
+        return fmt::format("[{}{}]:{}", host(), zone, port_);
     }
     case AF_UNIX:
-        if (is_abstract()) return "@" + path_.substr(1);
+        if (is_abstract()) return fmt::format("@{}", std::string_view(path_).substr(1));
         return path_;
     case AF_UNSPEC:
         return "<unspecified>";
     default:
-        return "<family " + std::to_string(family_) + ">";
+        return fmt::format("<family {}>", family_);
     }
 }
 
