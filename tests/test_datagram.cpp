@@ -376,3 +376,40 @@ TEST_CASE_METHOD(LoopFixture, "datagram: a loop closed with endpoints open leave
         CHECK(loop().stats().pending_ops >= 2);
     }());
 }
+
+TEST_CASE_METHOD(LoopFixture, "datagram: reuse_port and allow_broadcast set their socket options", "[datagram]") {
+    run([&]() -> asyncio::Coro<> {
+        asyncio::DatagramOptions o1 = local();
+        o1.reuse_port = true;
+        auto [a, pa] = co_await loop().create_datagram_endpoint(recorder, std::move(o1));
+        int port = a->sockname()->port();
+        asyncio::DatagramOptions o2 = local("127.0.0.1", port);
+        o2.reuse_port = true;
+        auto [b, pb] = co_await loop().create_datagram_endpoint(recorder, std::move(o2));
+        CHECK(b->sockname()->port() == port);
+        CHECK(b->socket()->getsockopt(SOL_SOCKET, SO_REUSEPORT) == 1);
+        std::exception_ptr in_use;
+        try {
+            co_await loop().create_datagram_endpoint(recorder, local("127.0.0.1", port));
+        } catch (...) {
+            in_use = std::current_exception();
+        }
+        CHECK(is_exception<tulip::OSError>(in_use));
+
+        // A broadcast endpoint keeps remote_addr as its default destination without connecting.
+        Socket peer(AF_INET, SOCK_DGRAM);
+        peer.bind(Address::ipv4("127.0.0.1", 0));
+        peer.settimeout(30);
+        asyncio::DatagramOptions o3 = remote(peer.getsockname());
+        o3.allow_broadcast = true;
+        auto [c, pc] = co_await loop().create_datagram_endpoint(recorder, std::move(o3));
+        CHECK(c->socket()->getsockopt(SOL_SOCKET, SO_BROADCAST) == 1);
+        CHECK_FALSE(c->peername());
+        c->sendto("default destination");
+        CHECK(peer.recv(100) == "default destination");
+        for (auto* t : {a.get(), b.get(), c.get()}) t->close();
+        co_await pa->until_lost();
+        co_await pb->until_lost();
+        co_await pc->until_lost();
+    }());
+}

@@ -94,7 +94,7 @@ void DatagramSocketTransport::set_protocol(std::shared_ptr<BaseProtocol> protoco
 
 std::any DatagramSocketTransport::get_extra_info(std::string_view name) const {
     if (name == "peername") {
-        if (remote_) return *remote_;
+        if (auto a = peername()) return *a;
     } else if (name == "sockname") {
         if (auto a = sockname()) return *a;
     } else if (name == "socket") {

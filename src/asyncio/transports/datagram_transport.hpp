@@ -53,7 +53,8 @@ public:
     std::shared_ptr<BaseProtocol> get_protocol() const override { return protocol_; }
     void set_protocol(std::shared_ptr<BaseProtocol> protocol) override;
     std::any get_extra_info(std::string_view name) const override;
-    std::optional<socket::Address> peername() const override { return remote_; }
+    // The connected peer (nullopt for a broadcast endpoint's mere default destination, as Python).
+    std::optional<socket::Address> peername() const override { return connected_ ? remote_ : std::nullopt; }
     std::optional<socket::Address> sockname() const override;
     const socket::Socket* socket() const noexcept override { return &sock_; }
 
