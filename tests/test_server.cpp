@@ -455,3 +455,52 @@ TEST_CASE_METHOD(LoopFixture, "server: several hosts, every interface, local_add
         CHECK_THROWS_AS(co_await loop().connect_accepted_socket(recorder, std::move(a)), tulip::ValueError);
     }());
 }
+
+// Kept here, next to the counting allocator: what an echoed UDP datagram costs.
+TEST_CASE_METHOD(LoopFixture, "datagram: cost of an echoed datagram", "[datagram][cost]") {
+    if (!TULIP_TEST_COUNTS_ALLOCATIONS) {
+        WARN("allocations are not counted in the sanitizer builds: skipped");
+        return;
+    }
+    struct PingPong : asyncio::DatagramProtocol {
+        asyncio::DatagramTransport* transport = nullptr;
+        int left = 0;  // < 0: echo forever (the server side)
+        int lost = 0;
+        std::size_t allocs_at_warm = 0;
+        tulip::testing::Changes changes;
+        void connection_made(asyncio::DatagramTransport& t) override { transport = &t; }
+        void connection_lost(std::exception_ptr) override {
+            ++lost;
+            changes.notify();
+        }
+        void datagram_received(std::string_view d, const Address& from) override {
+            if (left < 0) {
+                transport->sendto(d, from);
+                return;
+            }
+            if (--left == 1000) allocs_at_warm = g_allocs.load();
+            if (left > 0) transport->sendto(d);
+            else changes.notify();
+        }
+    };
+    run([&]() -> asyncio::Coro<> {
+        auto factory = [] { return std::make_shared<PingPong>(); };
+        asyncio::DatagramOptions so;
+        so.local_addr = std::pair(std::string("127.0.0.1"), 0);
+        auto [server, sp] = co_await loop().create_datagram_endpoint(factory, std::move(so));
+        sp->left = -1;
+        asyncio::DatagramOptions co;
+        co.remote_addr = std::pair(std::string("127.0.0.1"), static_cast<int>(server->sockname()->port()));
+        auto [client, cp] = co_await loop().create_datagram_endpoint(factory, std::move(co));
+        cp->left = 1100;
+        client->sendto("0123456789abcdef");
+        co_await cp->changes.until([&] { return cp->left == 0; });
+        std::size_t allocs = g_allocs.load() - cp->allocs_at_warm;
+        WARN("allocations per echoed datagram (both ends): " << static_cast<double>(allocs) / 1000.0);
+        CHECK(allocs <= 4);
+        client->close();
+        server->close();
+        co_await cp->changes.until([&] { return cp->lost == 1; });
+        co_await sp->changes.until([&] { return sp->lost == 1; });
+    }());
+}

@@ -105,6 +105,26 @@ struct ServerOptions {
     std::optional<socket::Socket> sock;
 };
 
+// create_datagram_endpoint's keyword arguments (Python's local_addr=, remote_addr=, family=,
+// proto=, flags=, reuse_port=, allow_broadcast=, sock=).
+struct DatagramOptions {
+    // (host, port) to bind to / connect to; hosts are resolved (port 0 to bind: any free port).
+    std::optional<std::pair<std::string, int>> local_addr;
+    std::optional<std::pair<std::string, int>> remote_addr;
+    // Unix datagram sockets (family AF_UNIX): the path to bind to / connect to; a name starting
+    // with '\0' is abstract. A stale socket file at local_path is removed first, as Python does.
+    std::optional<std::string> local_path;
+    std::optional<std::string> remote_path;
+    int family = 0;  // AF_UNSPEC: whatever the addresses resolve to
+    int proto = 0;
+    int flags = 0;
+    bool reuse_port = false;       // SO_REUSEPORT
+    bool allow_broadcast = false;  // SO_BROADCAST
+    // An already made datagram socket (bound or connected as wanted) to use instead; nothing else
+    // may then be given.
+    std::optional<socket::Socket> sock;
+};
+
 // The protocol type P of a factory returning std::shared_ptr<P>.
 template <class F>
 using protocol_of_t = typename std::invoke_result_t<F&>::element_type;
@@ -308,6 +328,13 @@ public:
     Coro<std::pair<std::shared_ptr<Transport>, std::shared_ptr<protocol_of_t<F>>>> connect_accepted_socket(
         F protocol_factory, socket::Socket sock);
 
+    // A datagram endpoint (UDP, or Unix datagram sockets): binds to options.local_addr and/or
+    // connects to options.remote_addr (trying each address pair they resolve to, as Python does),
+    // then returns the transport and the factory's DatagramProtocol once connection_made has run.
+    template <class F>
+    Coro<std::pair<std::shared_ptr<DatagramTransport>, std::shared_ptr<protocol_of_t<F>>>> create_datagram_endpoint(
+        F protocol_factory, DatagramOptions options = {});
+
     using ProtocolFactory = std::function<std::shared_ptr<BaseProtocol>()>;
     using TransportAndProtocol = std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>;
     // The type-erased forms the templates above call.
@@ -316,6 +343,8 @@ public:
     Coro<TransportAndProtocol> make_connection_transport(socket::Socket sock, ProtocolFactory factory);
     Coro<std::shared_ptr<Server>> create_server_impl(ProtocolFactory factory, std::vector<std::optional<std::string>> hosts,
                                                      int port, ServerOptions options);
+    using DatagramTransportAndProtocol = std::pair<std::shared_ptr<DatagramTransport>, std::shared_ptr<BaseProtocol>>;
+    Coro<DatagramTransportAndProtocol> create_datagram_endpoint_impl(ProtocolFactory factory, DatagramOptions options);
     Coro<std::shared_ptr<Server>> create_unix_server_impl(ProtocolFactory factory, std::string path,
                                                           ServerOptions options);
 
@@ -505,6 +534,17 @@ Coro<std::shared_ptr<Server>> EventLoop::create_unix_server(F protocol_factory, 
                                                             ServerOptions options) {
     ProtocolFactory factory = detail::erase_factory(std::move(protocol_factory));
     co_return co_await create_unix_server_impl(std::move(factory), std::move(path), std::move(options));
+}
+
+template <class F>
+Coro<std::pair<std::shared_ptr<DatagramTransport>, std::shared_ptr<protocol_of_t<F>>>>
+EventLoop::create_datagram_endpoint(F protocol_factory, DatagramOptions options) {
+    static_assert(std::is_base_of_v<DatagramProtocol, protocol_of_t<F>>,
+                  "create_datagram_endpoint: the factory must return std::shared_ptr<P> for a DatagramProtocol P");
+    ProtocolFactory factory = detail::erase_factory(std::move(protocol_factory));
+    DatagramTransportAndProtocol tp = co_await create_datagram_endpoint_impl(std::move(factory), std::move(options));
+    co_return std::pair<std::shared_ptr<DatagramTransport>, std::shared_ptr<protocol_of_t<F>>>(
+        std::move(tp.first), std::static_pointer_cast<protocol_of_t<F>>(std::move(tp.second)));
 }
 
 template <class F>

@@ -106,8 +106,14 @@ public:
     void sendto(std::string_view data, const std::optional<socket::Address>& addr = std::nullopt) {
         sendto(std::as_bytes(std::span(data.data(), data.size())), addr);
     }
+    // Closes at once: queued datagrams are dropped; connection_lost(null) follows.
     virtual void abort() = 0;
+    // Bytes of the datagrams queued and not yet handed to the kernel.
     virtual std::size_t get_write_buffer_size() const noexcept = 0;
+    // Water marks of the queue, as WriteTransport's (Python's datagram transport has them too).
+    virtual std::pair<std::size_t, std::size_t> get_write_buffer_limits() const noexcept = 0;
+    virtual void set_write_buffer_limits(std::optional<std::size_t> high = std::nullopt,
+                                         std::optional<std::size_t> low = std::nullopt) = 0;
 };
 
 }  // namespace tulip::asyncio

@@ -1,0 +1,342 @@
+#include "datagram_transport.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <string>
+
+#include "loop_resources.hpp"
+#include "tulip/asyncio/events.hpp"
+#include "tulip/log.hpp"
+
+namespace tulip::asyncio::detail {
+
+namespace {
+
+// Python's LOG_THRESHOLD_FOR_CONNLOST_WRITES.
+constexpr std::uint32_t kLogThresholdForConnLostWrites = 5;
+
+std::exception_ptr os_error(int err, const std::string& what) {
+    try {
+        raise_os_error(err, what);
+    } catch (...) {
+        return std::current_exception();
+    }
+}
+
+bool is_would_block(int err) noexcept { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
+
+}  // namespace
+
+std::shared_ptr<DatagramSocketTransport> DatagramSocketTransport::create(EventLoop& loop, socket::Socket sock,
+                                                                         std::shared_ptr<DatagramProtocol> protocol,
+                                                                         std::optional<socket::Address> remote,
+                                                                         std::optional<Future<void>> waiter) {
+    loop.check_closed();
+    if (sock.fileno() < 0) raise_os_error(EBADF, "datagram transport: the socket is closed");
+    sock.setblocking(false);
+    auto t = std::make_shared<DatagramSocketTransport>(loop, std::move(sock), std::move(protocol), std::move(remote));
+    t->self_ = t;
+    t->start(std::move(waiter));
+    return t;
+}
+
+DatagramSocketTransport::DatagramSocketTransport(EventLoop& loop, socket::Socket sock,
+                                                 std::shared_ptr<DatagramProtocol> protocol,
+                                                 std::optional<socket::Address> remote)
+    : loop_(loop), sock_(std::move(sock)), protocol_(std::move(protocol)), remote_(std::move(remote)) {
+    if (remote_) {
+        try {
+            connected_ = sock_.getpeername() == *remote_;
+        } catch (const OSError&) {
+        }  // a broadcast endpoint: remote_ is only the default destination
+    }
+}
+
+DatagramSocketTransport::~DatagramSocketTransport() { release_socket(); }
+
+void DatagramSocketTransport::start(std::optional<Future<void>> waiter) {
+    watch_ = FdWatch::create(loop_, sock_.fileno(), *this);
+    loop_.resources().add(*this);
+    // As Python: connection_made on the next iteration, then reading starts.
+    loop_.call_soon([self = self_, waiter = std::move(waiter)]() mutable {
+        self->call_connection_made(std::move(waiter));
+    });
+}
+
+void DatagramSocketTransport::call_connection_made(std::optional<Future<void>> waiter) {
+    if (conn_lost_ == 0 && protocol_) {
+        protocol_connected_ = true;
+        try {
+            protocol_->connection_made(*this);
+        } catch (...) {
+            auto exc = std::current_exception();
+            if (waiter && !waiter->done()) waiter->set_exception(exc);
+            fatal_error(exc, "Fatal error: protocol.connection_made() call failed.");
+            return;
+        }
+        update_reading();
+    }
+    if (waiter && !waiter->done()) {
+        if (conn_lost_ == 0) waiter->set_result();
+        else waiter->set_exception(ConnectionResetError(ECONNRESET, "the transport was closed before it was made"));
+    }
+}
+
+void DatagramSocketTransport::set_protocol(std::shared_ptr<BaseProtocol> protocol) {
+    auto dgram = std::dynamic_pointer_cast<DatagramProtocol>(protocol);
+    if (protocol && !dgram) throw ValueError("set_protocol: a datagram transport needs a DatagramProtocol");
+    protocol_ = std::move(dgram);
+    protocol_connected_ = protocol_ != nullptr;
+}
+
+// --- extra info -------------------------------------------------------------------------------
+
+std::any DatagramSocketTransport::get_extra_info(std::string_view name) const {
+    if (name == "peername") {
+        if (auto a = peername()) return *a;
+    } else if (name == "sockname") {
+        if (auto a = sockname()) return *a;
+    } else if (name == "socket") {
+        if (sock_.fileno() >= 0) return socket();
+    }
+    return {};
+}
+
+std::optional<socket::Address> DatagramSocketTransport::sockname() const {
+    if (sock_.fileno() < 0) return std::nullopt;
+    try {
+        return sock_.getsockname();
+    } catch (const OSError&) {
+        return std::nullopt;
+    }
+}
+
+// --- reading ----------------------------------------------------------------------------------
+
+void DatagramSocketTransport::update_reading() noexcept {
+    if (!watch_) return;
+    try {
+        watch_->want_read(protocol_connected_ && !closing_);
+    } catch (...) {
+        fatal_error(std::current_exception(), "Fatal error: cannot watch the socket for reading");
+    }
+}
+
+void DatagramSocketTransport::on_fd_events(std::uint32_t events) {
+    constexpr std::uint32_t kErrors = kPollErr | kPollHup;
+    if ((events & (kPollIn | kErrors)) && watch_ && watch_->wants_read()) read_ready();
+    if ((events & (kPollOut | kErrors)) && watch_ && watch_->wants_write()) write_ready();
+}
+
+void DatagramSocketTransport::read_ready() {
+    for (int i = 0; i < kMaxDatagramsPerEvent && !closing_ && protocol_; ++i) {
+        // I/O: one datagram into the loop's shared buffer (larger than any datagram).
+        std::span<std::byte> buf = loop_.resources().read_buffer();
+        ::sockaddr_storage from{};
+        ::socklen_t fromlen = sizeof from;
+        ssize_t n = ::recvfrom(sock_.fileno(), buf.data(), buf.size(), 0, reinterpret_cast<::sockaddr*>(&from), &fromlen);
+        if (n < 0) {
+            if (!is_would_block(errno)) report_error(errno, "recvfrom");
+            return;
+        }
+        socket::Address addr = socket::Address::from_sockaddr(reinterpret_cast<const ::sockaddr*>(&from), fromlen);
+        try {
+            protocol_->datagram_received(
+                std::string_view(reinterpret_cast<const char*>(buf.data()), static_cast<std::size_t>(n)), addr);
+        } catch (...) {
+            fatal_error(std::current_exception(), "Fatal error: protocol.datagram_received() call failed.");
+            return;
+        }
+    }
+}
+
+void DatagramSocketTransport::report_error(int err, const char* call) {
+    if (!protocol_) return;
+    try {
+        protocol_->error_received(os_error(err, std::string("datagram transport ") + call));
+    } catch (...) {
+        fatal_error(std::current_exception(), "Fatal error: protocol.error_received() call failed.");
+    }
+}
+
+// --- writing ----------------------------------------------------------------------------------
+
+int DatagramSocketTransport::send_one(std::span<const std::byte> data,
+                                      const std::optional<socket::Address>& addr) noexcept {
+    // I/O. MSG_NOSIGNAL for Unix datagram sockets whose peer went away.
+    ssize_t n;
+    if (addr) {
+        ::sockaddr_storage to;
+        ::socklen_t tolen = addr->to_sockaddr(to);
+        n = ::sendto(sock_.fileno(), data.data(), data.size(), MSG_NOSIGNAL, reinterpret_cast<const ::sockaddr*>(&to),
+                     tolen);
+    } else {
+        n = ::send(sock_.fileno(), data.data(), data.size(), MSG_NOSIGNAL);
+    }
+    if (n >= 0) return 0;
+    // ENOBUFS: the interface queue is full for now; like EAGAIN, try again when writable.
+    return is_would_block(errno) || errno == ENOBUFS ? EAGAIN : errno;
+}
+
+void DatagramSocketTransport::sendto(std::span<const std::byte> data, const std::optional<socket::Address>& addr) {
+    if (remote_) {
+        if (addr && *addr != *remote_)
+            throw ValueError("Invalid address: must be nullopt or " + remote_->to_string() + ", got " +
+                             addr->to_string());
+    } else if (!addr) {
+        throw ValueError("sendto: the transport is not connected, so an address is needed");
+    }
+    if (user_closed_) throw RuntimeError("Cannot call sendto() on a closing transport (close() or abort() was called)");
+    if (conn_lost_) {
+        if (conn_lost_ >= kLogThresholdForConnLostWrites) tulip::logger().warn("socket.sendto() raised exception.");
+        ++conn_lost_;
+        return;
+    }
+    // A connected transport sends with send(): the address is the kernel's.
+    std::optional<socket::Address> to = connected_ ? std::nullopt : (addr ? addr : remote_);
+    if (queue_.empty()) {
+        int err = send_one(data, to);
+        if (err == 0) return;
+        if (err != EAGAIN) {
+            report_error(err, "sendto");
+            return;
+        }
+        try {
+            watch_->want_write(true);
+        } catch (...) {
+            fatal_error(std::current_exception(), "Fatal error: cannot watch the socket for writing");
+            return;
+        }
+    }
+    queue_.push_back(Datagram{std::vector<std::byte>(data.begin(), data.end()), std::move(to)});
+    queued_bytes_ += data.size();
+    maybe_pause_protocol();
+}
+
+void DatagramSocketTransport::write_ready() {
+    if (conn_lost_) return;
+    while (!queue_.empty()) {
+        Datagram& d = queue_.front();
+        int err = send_one(d.data, d.addr);
+        if (err == EAGAIN) break;  // still full: wait for the next writability
+        queued_bytes_ -= d.data.size();
+        queue_.pop_front();
+        if (err != 0) {
+            // The datagram is dropped (as Python's); the rest still go out.
+            report_error(err, "sendto");
+            if (conn_lost_) return;
+        }
+    }
+    maybe_resume_protocol();  // may queue more
+    if (queue_.empty() && !conn_lost_) {
+        watch_->want_write(false);
+        if (closing_) schedule_connection_lost(nullptr);
+    }
+}
+
+void DatagramSocketTransport::set_write_buffer_limits(std::optional<std::size_t> high,
+                                                      std::optional<std::size_t> low) {
+    std::size_t h = high ? *high : (low ? 4 * *low : 64 * 1024);
+    std::size_t l = low ? *low : h / 4;
+    if (h < l)
+        throw ValueError("high (" + std::to_string(h) + ") must be >= low (" + std::to_string(l) + ") must be >= 0");
+    high_ = h;
+    low_ = l;
+    maybe_pause_protocol();
+}
+
+void DatagramSocketTransport::maybe_pause_protocol() {
+    if (queued_bytes_ <= high_ || protocol_paused_ || !protocol_) return;
+    protocol_paused_ = true;
+    try {
+        protocol_->pause_writing();
+    } catch (...) {
+        loop_.call_exception_handler({"protocol.pause_writing() failed", std::current_exception(), {}, {}});
+    }
+}
+
+void DatagramSocketTransport::maybe_resume_protocol() {
+    if (!protocol_paused_ || queued_bytes_ > low_ || !protocol_) return;
+    protocol_paused_ = false;
+    try {
+        protocol_->resume_writing();
+    } catch (...) {
+        loop_.call_exception_handler({"protocol.resume_writing() failed", std::current_exception(), {}, {}});
+    }
+}
+
+// --- closing ----------------------------------------------------------------------------------
+
+void DatagramSocketTransport::close() {
+    user_closed_ = true;
+    if (closing_) return;
+    closing_ = true;
+    update_reading();
+    if (queue_.empty()) schedule_connection_lost(nullptr);
+    // else: write_ready() sends the rest, then connection_lost follows.
+}
+
+void DatagramSocketTransport::abort() {
+    user_closed_ = true;
+    force_close(nullptr);
+}
+
+void DatagramSocketTransport::fatal_error(std::exception_ptr exc, const char* message) {
+    loop_.call_exception_handler({message, exc, {}, {}});
+    force_close(std::move(exc));
+}
+
+void DatagramSocketTransport::force_close(std::exception_ptr exc) {
+    if (conn_lost_) return;
+    queue_.clear();
+    queued_bytes_ = 0;
+    if (!closing_) {
+        closing_ = true;
+        update_reading();
+    }
+    schedule_connection_lost(std::move(exc));
+}
+
+void DatagramSocketTransport::schedule_connection_lost(std::exception_ptr exc) {
+    if (conn_lost_) return;
+    ++conn_lost_;
+    if (watch_) watch_->want_write(false);
+    loop_.call_soon([self = self_, exc = std::move(exc)]() mutable { self->call_connection_lost(std::move(exc)); });
+}
+
+void DatagramSocketTransport::call_connection_lost(std::exception_ptr exc) {
+    auto self = std::move(self_);  // this lives until the end of the function
+    std::exception_ptr failed;
+    if (protocol_connected_ && protocol_) {
+        try {
+            protocol_->connection_lost(std::move(exc));
+        } catch (...) {
+            failed = std::current_exception();
+        }
+    }
+    release_socket();
+    protocol_.reset();
+    loop_.resources().remove(*this);
+    if (failed) loop_.call_exception_handler({"Exception in protocol.connection_lost()", failed, {}, {}});
+}
+
+void DatagramSocketTransport::loop_closing() noexcept {
+    auto self = std::move(self_);
+    closing_ = user_closed_ = true;
+    ++conn_lost_;
+    release_socket();
+    queue_.clear();
+    queued_bytes_ = 0;
+    protocol_.reset();
+}
+
+void DatagramSocketTransport::release_socket() noexcept {
+    if (watch_) std::exchange(watch_, nullptr)->release();
+    try {
+        sock_.close();
+    } catch (...) {
+    }
+}
+
+}  // namespace tulip::asyncio::detail
