@@ -96,8 +96,9 @@ std::any PipeWriteTransport::get_extra_info(std::string_view name) const {
 
 void PipeWriteTransport::on_fd_events(std::uint32_t events) {
     constexpr std::uint32_t kErrors = kPollErr | kPollHup;
-    if (watch_ && watch_->wants_read()) {
-        reader_closed();  // any event on the read side of a write end: the reader went away
+    // The write end is never readable: input or an error there means the reader went away.
+    if ((events & (kPollIn | kErrors)) && watch_ && watch_->wants_read()) {
+        reader_closed();
         return;
     }
     if ((events & (kPollOut | kErrors)) && watch_ && watch_->wants_write()) write_ready();
@@ -122,7 +123,7 @@ std::ptrdiff_t PipeWriteTransport::write_buffered() noexcept {
 }
 
 void PipeWriteTransport::write(std::span<const std::byte> data) {
-    if (closing_ && !conn_lost_)
+    if (user_closed_)
         throw RuntimeError("Cannot call write() on a closing pipe transport (write_eof(), close() or abort())");
     if (data.empty()) return;
     if (conn_lost_) {
@@ -201,6 +202,7 @@ void PipeWriteTransport::maybe_resume_protocol() {
 // --- closing ----------------------------------------------------------------------------------
 
 void PipeWriteTransport::write_eof() {
+    user_closed_ = true;
     if (closing_) return;
     closing_ = true;
     if (watch_) watch_->want_read(false);
@@ -210,7 +212,10 @@ void PipeWriteTransport::write_eof() {
 
 void PipeWriteTransport::close() { write_eof(); }
 
-void PipeWriteTransport::abort() { force_close(nullptr); }
+void PipeWriteTransport::abort() {
+    user_closed_ = true;
+    force_close(nullptr);
+}
 
 void PipeWriteTransport::fatal_error(std::exception_ptr exc, const char* message) {
     bool os = false;

@@ -97,6 +97,7 @@ private:
     std::uint32_t conn_lost_ = 0;               // > 0 once connection_lost is scheduled
     bool watch_reader_;                         // watch for the read end closing (FIFO, socket)
     bool closing_ = false;                      // write_eof(), close(), abort() or a fatal error
+    bool user_closed_ = false;                  // write_eof(), close() or abort(): writes are refused
     bool protocol_paused_ = false;
     bool connected_ = false;                    // connection_made() ran
 };
