@@ -277,3 +277,22 @@ TEST_CASE_METHOD(LoopFixture, "pipes: closing the loop closes open pipe transpor
         co_await loop().connect_read_pipe(recorder, idle.r.release());
     }());
 }
+
+TEST_CASE_METHOD(LoopFixture, "pipes: a StreamReader reads lines from a read pipe", "[pipes]") {
+    run([&]() -> asyncio::Coro<> {
+        Pipe p;
+        asyncio::StreamReader reader;
+        auto factory = [reader] { return std::make_shared<asyncio::StreamReaderProtocol>(reader); };
+        auto [t, proto] = co_await loop().connect_read_pipe(factory, p.r.release());
+        REQUIRE(::write(p.w.get(), "line one\nline two", 17) == 17);
+        p.w.close();
+        std::string first = co_await reader.readline();
+        std::string second = co_await reader.readline();
+        std::string after = co_await reader.readline();
+        CHECK(first == "line one\n");
+        CHECK(second == "line two");
+        CHECK(after.empty());
+        CHECK(reader.at_eof());
+        CHECK(t->is_closing());
+    }());
+}
