@@ -296,3 +296,25 @@ TEST_CASE_METHOD(LoopFixture, "pipes: a StreamReader reads lines from a read pip
         CHECK(t->is_closing());
     }());
 }
+
+TEST_CASE_METHOD(LoopFixture, "pipes: a datagram protocol is refused", "[pipes]") {
+    run([&]() -> asyncio::Coro<> {
+        Pipe p;
+        auto factory = [] { return std::make_shared<asyncio::DatagramProtocol>(); };
+        bool refused_read = false, refused_write = false;
+        try {
+            co_await loop().connect_read_pipe(factory, p.r.get());
+        } catch (const tulip::ValueError&) {
+            refused_read = true;
+        }
+        try {
+            co_await loop().connect_write_pipe(factory, p.w.get());
+        } catch (const tulip::ValueError&) {
+            refused_write = true;
+        }
+        CHECK(refused_read);
+        CHECK(refused_write);
+        CHECK(fd_open(p.r.get()));  // still the caller's
+        CHECK(fd_open(p.w.get()));
+    }());
+}

@@ -48,6 +48,8 @@ std::shared_ptr<PipeWriteTransport> PipeWriteTransport::create(EventLoop& loop, 
                                                                std::optional<Future<void>> waiter) {
     loop.check_closed();
     PipeKind kind = check_pipe_fd(fd);
+    if (!dynamic_cast<Protocol*>(protocol.get()) && !dynamic_cast<BufferedProtocol*>(protocol.get()))
+        throw ValueError("connect_write_pipe: the protocol must be a Protocol or a BufferedProtocol");
     set_pipe_nonblocking(fd);
     auto t = std::make_shared<PipeWriteTransport>(loop, fd, std::move(protocol), kind != PipeKind::char_device);
     t->self_ = t;
