@@ -327,6 +327,18 @@ public:
     template <class F>
     Coro<std::pair<std::shared_ptr<Transport>, std::shared_ptr<protocol_of_t<F>>>> connect_accepted_socket(
         F protocol_factory, socket::Socket sock);
+    // Pipes (Python's connect_read_pipe / connect_write_pipe): wraps the read or write end of a
+    // pipe, a FIFO, a socket or a character device in a transport and the factory's protocol
+    // (a Protocol; connection_made gets the transport as a Transport&, whose other half does not
+    // work). The transport takes ownership of fd, as Python's takes the file object: it closes
+    // it when the connection is lost or the loop closes. A regular file is refused with
+    // ValueError("Pipe transport is for pipes/sockets only.") and then stays the caller's.
+    template <class F>
+    Coro<std::pair<std::shared_ptr<ReadTransport>, std::shared_ptr<protocol_of_t<F>>>> connect_read_pipe(
+        F protocol_factory, int fd);
+    template <class F>
+    Coro<std::pair<std::shared_ptr<WriteTransport>, std::shared_ptr<protocol_of_t<F>>>> connect_write_pipe(
+        F protocol_factory, int fd);
 
     // A datagram endpoint (UDP, or Unix datagram sockets): binds to options.local_addr and/or
     // connects to options.remote_addr (trying each address pair they resolve to, as Python does),
@@ -347,6 +359,10 @@ public:
     Coro<DatagramTransportAndProtocol> create_datagram_endpoint_impl(ProtocolFactory factory, DatagramOptions options);
     Coro<std::shared_ptr<Server>> create_unix_server_impl(ProtocolFactory factory, std::string path,
                                                           ServerOptions options);
+    Coro<std::pair<std::shared_ptr<ReadTransport>, std::shared_ptr<BaseProtocol>>> connect_read_pipe_impl(
+        ProtocolFactory factory, int fd);
+    Coro<std::pair<std::shared_ptr<WriteTransport>, std::shared_ptr<BaseProtocol>>> connect_write_pipe_impl(
+        ProtocolFactory factory, int fd);
 
     // --- introspection --------------------------------------------------------------------
     // "epoll", "io_uring", "poll" or "select".
@@ -553,6 +569,22 @@ Coro<std::pair<std::shared_ptr<Transport>, std::shared_ptr<protocol_of_t<F>>>> E
     ProtocolFactory factory = detail::erase_factory(std::move(protocol_factory));
     TransportAndProtocol tp = co_await make_connection_transport(std::move(sock), std::move(factory));
     co_return detail::typed_pair<protocol_of_t<F>>(std::move(tp));
+}
+
+template <class F>
+Coro<std::pair<std::shared_ptr<ReadTransport>, std::shared_ptr<protocol_of_t<F>>>> EventLoop::connect_read_pipe(
+    F protocol_factory, int fd) {
+    ProtocolFactory factory = detail::erase_factory(std::move(protocol_factory));
+    auto tp = co_await connect_read_pipe_impl(std::move(factory), fd);
+    co_return std::pair(std::move(tp.first), std::static_pointer_cast<protocol_of_t<F>>(std::move(tp.second)));
+}
+
+template <class F>
+Coro<std::pair<std::shared_ptr<WriteTransport>, std::shared_ptr<protocol_of_t<F>>>> EventLoop::connect_write_pipe(
+    F protocol_factory, int fd) {
+    ProtocolFactory factory = detail::erase_factory(std::move(protocol_factory));
+    auto tp = co_await connect_write_pipe_impl(std::move(factory), fd);
+    co_return std::pair(std::move(tp.first), std::static_pointer_cast<protocol_of_t<F>>(std::move(tp.second)));
 }
 
 }  // namespace tulip::asyncio
