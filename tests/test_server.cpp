@@ -5,10 +5,13 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <new>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "loop_fixture.hpp"
 #include "protocol_helpers.hpp"
@@ -259,6 +262,14 @@ TEST_CASE_METHOD(LoopFixture, "server: accept out of fds reports, pauses, and ke
     }());
 }
 
+// FNV-1a, 64 bits: the 100 MiB transfer is checked by hash, so a lost, doubled or reordered chunk
+// shows, not only a wrong count.
+std::uint64_t fnv1a(std::uint64_t h, std::string_view data) {
+    for (unsigned char c : data) h = (h ^ c) * 1099511628211ull;
+    return h;
+}
+constexpr std::uint64_t kFnvBasis = 14695981039346656037ull;
+
 TEST_CASE_METHOD(LoopFixture, "server: 100 MiB through a slow reader with the writer obeying pause_writing",
                  "[server]") {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -269,12 +280,14 @@ TEST_CASE_METHOD(LoopFixture, "server: 100 MiB through a slow reader with the wr
     struct SlowReader : asyncio::Protocol {
         asyncio::Transport* transport = nullptr;
         std::size_t received = 0;
+        std::uint64_t hash = kFnvBasis;
         std::size_t since_pause = 0;
         int lost = 0;
         tulip::testing::Changes changes;
         void connection_made(asyncio::Transport& t) override { transport = &t; }
         void data_received(std::string_view d) override {
             received += d.size();
+            hash = fnv1a(hash, d);
             since_pause += d.size();
             if (since_pause >= (1u << 20)) {  // a slow reader: pause a while every MiB
                 since_pause = 0;
@@ -300,21 +313,32 @@ TEST_CASE_METHOD(LoopFixture, "server: 100 MiB through a slow reader with the wr
         auto server = co_await loop().create_server(factory, std::string("127.0.0.1"), 0);
         auto [t, p] = co_await loop().create_connection([] { return std::make_shared<Recorder>(); },
                                                         std::string("127.0.0.1"), port_of(*server));
-        std::string chunk(1 << 16, 'z');
-        std::size_t sent = 0, max_buffered = 0;
+        // 7 different chunks in turn (7 does not divide the chunk count's powers of two).
+        std::vector<std::string> chunks;
+        for (char c = 'a'; c < 'h'; ++c) {
+            std::string chunk(1 << 16, c);
+            for (std::size_t i = 0; i < chunk.size(); i += 97) chunk[i] = static_cast<char>(i / 97);
+            chunks.push_back(std::move(chunk));
+        }
+        const std::string& chunk = chunks[0];
+        std::uint64_t sent_hash = kFnvBasis;
+        std::size_t sent = 0, max_buffered = 0, k = 0;
         while (sent < kTotal) {
             if (p->events.size() % 2 == 1) {  // paused: wait for resume_writing
                 co_await p->until([&] { return p->events.size() % 2 == 0; });
                 continue;
             }
-            t->write(chunk);
-            sent += chunk.size();
+            const std::string& next = chunks[k++ % chunks.size()];
+            t->write(next);
+            sent_hash = fnv1a(sent_hash, next);
+            sent += next.size();
             max_buffered = std::max(max_buffered, t->get_write_buffer_size());
             if (sent % (1u << 22) == 0) co_await asyncio::sleep(0);
         }
         t->close();
         co_await reader->changes.until([&] { return reader->lost == 1; });
         CHECK(reader->received == kTotal);
+        CHECK(reader->hash == sent_hash);
         CHECK(max_buffered <= 64 * 1024 + chunk.size());
         CHECK(p->events.size() >= 2);
         CHECK(p->events.find("PP") == std::string::npos);
