@@ -6,6 +6,7 @@
 #include <string>
 
 #include "loop_resources.hpp"
+#include "protocol_calls.hpp"
 #include "tulip/asyncio/events.hpp"
 #include "tulip/log.hpp"
 
@@ -235,36 +236,14 @@ void DatagramSocketTransport::write_ready() {
     }
 }
 
-void DatagramSocketTransport::set_write_buffer_limits(std::optional<std::size_t> high,
-                                                      std::optional<std::size_t> low) {
-    std::size_t h = high ? *high : (low ? 4 * *low : 64 * 1024);
-    std::size_t l = low ? *low : h / 4;
-    if (h < l)
-        throw ValueError("high (" + std::to_string(h) + ") must be >= low (" + std::to_string(l) + ") must be >= 0");
-    high_ = h;
-    low_ = l;
+void DatagramSocketTransport::set_write_buffer_limits(std::optional<std::size_t> high, std::optional<std::size_t> low) {
+    flow_.set_limits(high, low);
     maybe_pause_protocol();
 }
 
-void DatagramSocketTransport::maybe_pause_protocol() {
-    if (queued_bytes_ <= high_ || protocol_paused_ || !protocol_) return;
-    protocol_paused_ = true;
-    try {
-        protocol_->pause_writing();
-    } catch (...) {
-        loop_.call_exception_handler({"protocol.pause_writing() failed", std::current_exception(), {}, {}});
-    }
-}
+void DatagramSocketTransport::maybe_pause_protocol() { flow_.maybe_pause(queued_bytes_, protocol_.get(), loop_); }
 
-void DatagramSocketTransport::maybe_resume_protocol() {
-    if (!protocol_paused_ || queued_bytes_ > low_ || !protocol_) return;
-    protocol_paused_ = false;
-    try {
-        protocol_->resume_writing();
-    } catch (...) {
-        loop_.call_exception_handler({"protocol.resume_writing() failed", std::current_exception(), {}, {}});
-    }
-}
+void DatagramSocketTransport::maybe_resume_protocol() { flow_.maybe_resume(queued_bytes_, protocol_.get(), loop_); }
 
 // --- closing ----------------------------------------------------------------------------------
 
@@ -307,18 +286,11 @@ void DatagramSocketTransport::schedule_connection_lost(std::exception_ptr exc) {
 
 void DatagramSocketTransport::call_connection_lost(std::exception_ptr exc) {
     auto self = std::move(self_);  // this lives until the end of the function
-    std::exception_ptr failed;
-    if (protocol_connected_ && protocol_) {
-        try {
-            protocol_->connection_lost(std::move(exc));
-        } catch (...) {
-            failed = std::current_exception();
-        }
-    }
+    std::exception_ptr failed = protocol_connection_lost(protocol_connected_ ? protocol_.get() : nullptr, std::move(exc));
     release_socket();
     protocol_.reset();
     loop_.resources().remove(*this);
-    if (failed) loop_.call_exception_handler({"Exception in protocol.connection_lost()", failed, {}, {}});
+    report_connection_lost_failure(loop_, std::move(failed));
 }
 
 void DatagramSocketTransport::loop_closing() noexcept {

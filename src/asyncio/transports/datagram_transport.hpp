@@ -24,6 +24,7 @@
 #include "tulip/asyncio/detail/loop_resource.hpp"
 #include "tulip/asyncio/futures.hpp"
 #include "tulip/asyncio/transports.hpp"
+#include "write_flow_control.hpp"
 
 namespace tulip::asyncio {
 class EventLoop;
@@ -63,7 +64,7 @@ public:
     void sendto(std::span<const std::byte> data, const std::optional<socket::Address>& addr) override;
     void abort() override;
     std::size_t get_write_buffer_size() const noexcept override { return queued_bytes_; }
-    std::pair<std::size_t, std::size_t> get_write_buffer_limits() const noexcept override { return {low_, high_}; }
+    std::pair<std::size_t, std::size_t> get_write_buffer_limits() const noexcept override { return flow_.limits(); }
     void set_write_buffer_limits(std::optional<std::size_t> high = std::nullopt,
                                  std::optional<std::size_t> low = std::nullopt) override;
 
@@ -102,13 +103,11 @@ private:
     FdWatch* watch_ = nullptr;
     std::deque<Datagram> queue_;
     std::size_t queued_bytes_ = 0;
-    std::size_t high_ = 64 * 1024;
-    std::size_t low_ = 16 * 1024;
+    WriteFlowControl flow_;
     std::shared_ptr<DatagramSocketTransport> self_;  // the loop's reference while open
     std::uint32_t conn_lost_ = 0;                    // > 0 once connection_lost is scheduled
     bool closing_ = false;                           // close(), abort() or a fatal error
     bool user_closed_ = false;                       // close() or abort(): sendto is refused
-    bool protocol_paused_ = false;
     bool protocol_connected_ = false;
 };
 

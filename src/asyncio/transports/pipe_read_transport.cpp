@@ -5,6 +5,7 @@
 #include <cerrno>
 
 #include "loop_resources.hpp"
+#include "protocol_calls.hpp"
 #include "pipe_fd.hpp"
 #include "tulip/asyncio/events.hpp"
 
@@ -173,19 +174,12 @@ void PipeReadTransport::schedule_connection_lost(std::exception_ptr exc) {
 
 void PipeReadTransport::call_connection_lost(std::exception_ptr exc) {
     auto self = std::move(self_);  // this lives until the end of the function
-    std::exception_ptr failed;
-    if (connected_ && protocol_) {
-        try {
-            protocol_->connection_lost(std::move(exc));
-        } catch (...) {
-            failed = std::current_exception();
-        }
-    }
+    std::exception_ptr failed = protocol_connection_lost(connected_ ? protocol_.get() : nullptr, std::move(exc));
     release_fd();
     protocol_.reset();
     stream_ = nullptr;
     loop_.resources().remove(*this);
-    if (failed) loop_.call_exception_handler({"Exception in protocol.connection_lost()", failed, {}, {}});
+    report_connection_lost_failure(loop_, std::move(failed));
 }
 
 void PipeReadTransport::loop_closing() noexcept {

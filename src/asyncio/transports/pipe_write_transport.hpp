@@ -26,6 +26,7 @@
 #include "tulip/asyncio/futures.hpp"
 #include "tulip/asyncio/transports.hpp"
 #include "write_buffer.hpp"
+#include "write_flow_control.hpp"
 
 namespace tulip::asyncio::detail {
 
@@ -64,7 +65,7 @@ public:
     bool can_write_eof() const noexcept override { return true; }
     void abort() override;
     std::size_t get_write_buffer_size() const noexcept override { return buffer_.size(); }
-    std::pair<std::size_t, std::size_t> get_write_buffer_limits() const noexcept override { return {low_, high_}; }
+    std::pair<std::size_t, std::size_t> get_write_buffer_limits() const noexcept override { return flow_.limits(); }
     void set_write_buffer_limits(std::optional<std::size_t> high = std::nullopt,
                                  std::optional<std::size_t> low = std::nullopt) override;
 
@@ -91,14 +92,12 @@ private:
     std::shared_ptr<BaseProtocol> protocol_;
     FdWatch* watch_ = nullptr;
     WriteBuffer buffer_;
-    std::size_t high_ = 64 * 1024;
-    std::size_t low_ = 16 * 1024;
+    WriteFlowControl flow_;
     std::shared_ptr<PipeWriteTransport> self_;  // the loop's reference while open
     std::uint32_t conn_lost_ = 0;               // > 0 once connection_lost is scheduled
     bool watch_reader_;                         // watch for the read end closing (FIFO, socket)
     bool closing_ = false;                      // write_eof(), close(), abort() or a fatal error
     bool user_closed_ = false;                  // write_eof(), close() or abort(): writes are refused
-    bool protocol_paused_ = false;
     bool connected_ = false;                    // connection_made() ran
 };
 

@@ -9,6 +9,7 @@
 #include <climits>
 
 #include "loop_resources.hpp"
+#include "protocol_calls.hpp"
 #include "tulip/asyncio/events.hpp"
 #include "tulip/asyncio/server.hpp"
 #include "tulip/log.hpp"
@@ -318,34 +319,13 @@ void SocketTransport::write_eof() {
 }
 
 void SocketTransport::set_write_buffer_limits(std::optional<std::size_t> high, std::optional<std::size_t> low) {
-    std::size_t h = high ? *high : (low ? 4 * *low : 64 * 1024);
-    std::size_t l = low ? *low : h / 4;
-    if (h < l)
-        throw ValueError("high (" + std::to_string(h) + ") must be >= low (" + std::to_string(l) + ") must be >= 0");
-    high_ = h;
-    low_ = l;
+    flow_.set_limits(high, low);
     maybe_pause_protocol();
 }
 
-void SocketTransport::maybe_pause_protocol() {
-    if (buffer_.size() <= high_ || protocol_paused_ || !protocol_) return;
-    protocol_paused_ = true;
-    try {
-        protocol_->pause_writing();
-    } catch (...) {
-        loop_.call_exception_handler({"protocol.pause_writing() failed", std::current_exception(), {}, {}});
-    }
-}
+void SocketTransport::maybe_pause_protocol() { flow_.maybe_pause(buffer_.size(), protocol_.get(), loop_); }
 
-void SocketTransport::maybe_resume_protocol() {
-    if (!protocol_paused_ || buffer_.size() > low_ || !protocol_) return;
-    protocol_paused_ = false;
-    try {
-        protocol_->resume_writing();
-    } catch (...) {
-        loop_.call_exception_handler({"protocol.resume_writing() failed", std::current_exception(), {}, {}});
-    }
-}
+void SocketTransport::maybe_resume_protocol() { flow_.maybe_resume(buffer_.size(), protocol_.get(), loop_); }
 
 // --- closing ----------------------------------------------------------------------------------
 
@@ -407,21 +387,14 @@ void SocketTransport::schedule_connection_lost(std::exception_ptr exc) {
 
 void SocketTransport::call_connection_lost(std::exception_ptr exc) {
     auto self = std::move(self_);  // this lives until the end of the function
-    std::exception_ptr failed;
-    if (protocol_connected_ && protocol_) {
-        try {
-            protocol_->connection_lost(std::move(exc));
-        } catch (...) {
-            failed = std::current_exception();
-        }
-    }
+    std::exception_ptr failed = protocol_connection_lost(protocol_connected_ ? protocol_.get() : nullptr, std::move(exc));
     release_socket();
     protocol_.reset();
     stream_ = nullptr;
     buffered_ = nullptr;
     if (auto server = std::move(server_)) server->detach();
     loop_.resources().remove(*this);
-    if (failed) loop_.call_exception_handler({"Exception in protocol.connection_lost()", failed, {}, {}});
+    report_connection_lost_failure(loop_, std::move(failed));
 }
 
 void SocketTransport::loop_closing() noexcept {

@@ -21,6 +21,7 @@
 #include "tulip/asyncio/futures.hpp"
 #include "tulip/asyncio/transports.hpp"
 #include "write_buffer.hpp"
+#include "write_flow_control.hpp"
 
 namespace tulip::asyncio {
 class EventLoop;
@@ -66,7 +67,7 @@ public:
     bool can_write_eof() const noexcept override { return true; }
     void abort() override;
     std::size_t get_write_buffer_size() const noexcept override { return buffer_.size(); }
-    std::pair<std::size_t, std::size_t> get_write_buffer_limits() const noexcept override { return {low_, high_}; }
+    std::pair<std::size_t, std::size_t> get_write_buffer_limits() const noexcept override { return flow_.limits(); }
     void set_write_buffer_limits(std::optional<std::size_t> high = std::nullopt,
                                  std::optional<std::size_t> low = std::nullopt) override;
 
@@ -106,8 +107,7 @@ private:
     BufferedProtocol* buffered_ = nullptr;  // protocol_ as a BufferedProtocol, or null
     FdWatch* watch_ = nullptr;
     WriteBuffer buffer_;
-    std::size_t high_ = 64 * 1024;
-    std::size_t low_ = 16 * 1024;
+    WriteFlowControl flow_;
     std::shared_ptr<SocketTransport> self_;  // the loop's reference while open
     std::shared_ptr<Server> server_;
     std::uint32_t conn_lost_ = 0;            // > 0 once connection_lost is scheduled
@@ -116,7 +116,6 @@ private:
     bool eof_ = false;                       // write_eof() asked
     bool eof_received_ = false;              // the peer's EOF was seen
     bool reading_paused_ = false;
-    bool protocol_paused_ = false;           // pause_writing() sent, resume_writing() not yet
     bool protocol_connected_ = false;        // connection_made() ran
 };
 
