@@ -7,6 +7,7 @@
 
 #include "transports/socket_transport.hpp"
 #include "tulip/asyncio/detail/connect_any.hpp"
+#include "tulip/asyncio/detail/staggered_connect.hpp"
 #include "tulip/asyncio/events.hpp"
 #include "tulip/asyncio/tasks.hpp"
 
@@ -21,10 +22,13 @@ void check_stream_socket(const socket::Socket& sock, const char* call) {
                          std::to_string(sock.type()));
 }
 
-// One attempt of create_connection: a socket of the address's family, bound if asked,
-// connected without blocking. Throws OSError on failure.
-Coro<socket::Socket> connect_one(EventLoop& loop, const socket::AddrInfo& info,
-                                 const std::optional<socket::Address>& local_addr) {
+std::string describe(const socket::AddrInfo& info) { return info.address.to_string(); }
+
+}  // namespace
+
+namespace detail {
+
+Coro<socket::Socket> connect_one(EventLoop& loop, socket::AddrInfo info, std::optional<socket::Address> local_addr) {
     socket::Socket sock(info.family, SOCK_STREAM, info.proto);
     sock.setblocking(false);
     if (local_addr) sock.bind(*local_addr);
@@ -32,29 +36,7 @@ Coro<socket::Socket> connect_one(EventLoop& loop, const socket::AddrInfo& info,
     co_return sock;
 }
 
-std::string describe(const socket::AddrInfo& info) { return info.address.to_string(); }
-
-}  // namespace
-
-namespace detail {
-
-Coro<socket::Socket> connect_any(EventLoop& loop, std::vector<socket::AddrInfo> infos,
-                                 std::optional<socket::Address> local_addr) {
-    if (infos.empty()) throw ValueError("connect_any: no address to connect to");
-    // Try every address in turn (Python's order; no happy eyeballs yet).
-    std::vector<std::string> errors;
-    std::exception_ptr last;
-    for (const auto& info : infos) {
-        std::exception_ptr failed;
-        try {
-            socket::Socket sock = co_await connect_one(loop, info, local_addr);
-            co_return sock;
-        } catch (const OSError& e) {
-            failed = std::current_exception();
-            errors.push_back(describe(info) + ": " + e.what());
-        }
-        last = failed;
-    }
+void raise_connect_errors(const std::vector<std::string>& errors, std::exception_ptr last) {
     if (errors.size() == 1) std::rethrow_exception(last);
     std::string all = "Multiple exceptions: ";
     for (std::size_t i = 0; i < errors.size(); ++i) all += (i ? ", " : "") + errors[i];
@@ -68,6 +50,26 @@ Coro<socket::Socket> connect_any(EventLoop& loop, std::vector<socket::AddrInfo> 
         if (same) throw;
         throw OSError(0, all);
     }
+}
+
+Coro<socket::Socket> connect_any(EventLoop& loop, std::vector<socket::AddrInfo> infos,
+                                 std::optional<socket::Address> local_addr) {
+    if (infos.empty()) throw ValueError("connect_any: no address to connect to");
+    // Try every address in turn (Python's order when happy_eyeballs_delay is not given).
+    std::vector<std::string> errors;
+    std::exception_ptr last;
+    for (const auto& info : infos) {
+        std::exception_ptr failed;
+        try {
+            socket::Socket sock = co_await connect_one(loop, info, local_addr);
+            co_return sock;
+        } catch (const OSError& e) {
+            failed = std::current_exception();
+            errors.push_back(describe(info) + ": " + e.what());
+        }
+        last = failed;
+    }
+    raise_connect_errors(errors, last);
 }
 
 }  // namespace detail
@@ -84,6 +86,11 @@ Coro<socket::Socket> EventLoop::open_connection_socket(std::optional<std::string
     std::vector<socket::AddrInfo> infos =
         co_await getaddrinfo(host, port, options.family, SOCK_STREAM, options.proto, options.flags);
     if (infos.empty()) throw OSError(0, "getaddrinfo(" + *host + ") returned an empty list");
+    if (options.happy_eyeballs_delay && !options.interleave) options.interleave = 1;
+    if (options.interleave) infos = detail::interleave_addrinfos(std::move(infos), *options.interleave);
+    if (options.happy_eyeballs_delay)
+        co_return co_await detail::staggered_connect(*this, std::move(infos), *options.happy_eyeballs_delay,
+                                                     std::move(options.local_addr));
     co_return co_await detail::connect_any(*this, std::move(infos), std::move(options.local_addr));
 }
 

@@ -90,6 +90,13 @@ struct ConnectionOptions {
     std::optional<socket::Socket> sock;
     // Bind the socket here before connecting (numeric address; port 0 for any).
     std::optional<socket::Address> local_addr;
+    // Happy eyeballs (RFC 8305, Python 3.8): start the next address's attempt when the previous
+    // one fails or after this many seconds, whichever comes first; the first to connect wins and
+    // the others are cancelled. nullopt: one address after another (Python's default).
+    std::optional<double> happy_eyeballs_delay;
+    // Reorder the addresses alternating families, taking this many of the first family first.
+    // nullopt: 1 when happy_eyeballs_delay is set, else no reordering (Python's interleave=None).
+    std::optional<int> interleave;
 };
 
 // create_server's keyword arguments (Python's family=, flags=, sock=, backlog=, reuse_address=,
