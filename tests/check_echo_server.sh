@@ -13,6 +13,7 @@ msg=$("$exe" --port 0 --backend nope 2>&1); rc=$?
 out=$(mktemp); trap 'rm -f "$out"' EXIT
 check_api() {
     local api=$1 pid port rc reply
+    : >"$out"  # emptied here, not by the background redirection: it may come after the first read
     "$exe" --port 0 --backend "$backend" --api "$api" >"$out" 2>&1 &
     pid=$!
     port=

@@ -10,6 +10,7 @@ trap 'kill $server 2>/dev/null; rm -rf "$tmp"' EXIT
 
 # Starts a --serve-once server in the background and sets $url once it says where it listens.
 start_server() {
+    : >"$tmp/server.out"  # emptied here, not by the background redirection: it may come late
     "$exe" --serve-once >"$tmp/server.out" 2>&1 &
     server=$!
     url=
