@@ -82,6 +82,10 @@ public:
     virtual ~Backend() = default;
 
     virtual std::string_view name() const noexcept = 0;
+    // True when the socket operations are the kernel's own (a completion backend): transports
+    // then read and send through them. A readiness backend emulates them with a syscall after a
+    // readiness event, which a transport does more cheaply itself (fd watch, syscall first).
+    virtual bool native_socket_ops() const noexcept { return false; }
 
     // Starts op. It must stay at the same address until released: by its last completion
     // (more == false), or by cancel() returning true. Completions come only from wait() (and from

@@ -60,6 +60,7 @@ public:
     }
 
     std::string_view name() const noexcept override { return "io_uring"; }
+    bool native_socket_ops() const noexcept override { return true; }
 
     void submit(Operation& op) override {
         check_socket_op(op, "io_uring");

@@ -6,7 +6,9 @@
 #include <sys/uio.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <climits>
+#include <cstring>
 
 #include "loop_resources.hpp"
 #include "protocol_calls.hpp"
@@ -22,6 +24,7 @@ namespace {
 constexpr std::uint32_t kLogThresholdForConnLostWrites = 5;
 // iovecs per sendmsg: enough to empty a typical buffer in one call, far below IOV_MAX.
 constexpr int kMaxIov = 64;
+
 
 std::exception_ptr os_error(int err, const std::string& what) {
     try {
@@ -60,7 +63,8 @@ SocketTransport::SocketTransport(EventLoop& loop, socket::Socket sock, std::shar
 SocketTransport::~SocketTransport() { release_socket(); }
 
 void SocketTransport::start(std::optional<Future<void>> waiter) {
-    watch_ = FdWatch::create(loop_, sock_.fileno(), *this);
+    if (loop_.backend().native_socket_ops()) ops_ = StreamOps::create(loop_, sock_.fileno(), *this);
+    else watch_ = FdWatch::create(loop_, sock_.fileno(), *this);
     loop_.resources().add(*this);
     if (server_) server_->attach();
     // As Python: connection_made on the next iteration, then reading starts.
@@ -136,10 +140,11 @@ std::optional<socket::Address> SocketTransport::sockname() const {
 // --- reading ----------------------------------------------------------------------------------
 
 void SocketTransport::update_reading() noexcept {
-    if (!watch_) return;
+    if (!watch_ && !ops_) return;
     bool on = protocol_connected_ && !closing_ && !reading_paused_ && !eof_received_;
     try {
-        watch_->want_read(on);
+        if (ops_) ops_->want_read(on);
+        else watch_->want_read(on);
     } catch (...) {
         fatal_error(std::current_exception(), "Fatal error: cannot watch the socket for reading");
     }
@@ -215,6 +220,43 @@ void SocketTransport::read_ready_buffered() {
     }
 }
 
+void SocketTransport::on_received(std::span<const std::byte> data) {
+    if (conn_lost_) return;
+    if (stream_) {
+        try {
+            stream_->data_received(std::string_view(reinterpret_cast<const char*>(data.data()), data.size()));
+        } catch (...) {
+            fatal_error(std::current_exception(), "Fatal error: protocol.data_received() call failed.");
+        }
+        return;
+    }
+    // A BufferedProtocol gets the bytes copied into its own buffers, as many as it takes each time.
+    while (buffered_ && !data.empty() && !conn_lost_) {
+        std::span<std::byte> buf;
+        try {
+            buf = buffered_->get_buffer(data.size());
+            if (buf.empty()) throw RuntimeError("get_buffer() returned an empty buffer");
+        } catch (...) {
+            fatal_error(std::current_exception(), "Fatal error: protocol.get_buffer() call failed.");
+            return;
+        }
+        std::size_t n = std::min(buf.size(), data.size());
+        std::memcpy(buf.data(), data.data(), n);
+        data = data.subspan(n);
+        try {
+            buffered_->buffer_updated(n);
+        } catch (...) {
+            fatal_error(std::current_exception(), "Fatal error: protocol.buffer_updated() call failed.");
+        }
+    }
+}
+
+void SocketTransport::on_read_end(int result) {
+    if (conn_lost_) return;
+    if (result == 0) eof_ready();
+    else fatal_os_error(-result, "recv");
+}
+
 void SocketTransport::eof_ready() {
     eof_received_ = true;
     update_reading();  // nothing more will come: stop watching (level-triggered would spin)
@@ -258,7 +300,9 @@ void SocketTransport::write(std::span<const std::byte> data) {
         ++conn_lost_;
         return;
     }
-    if (buffer_.empty()) {
+    if (ops_) {
+        write_native(data);
+    } else if (buffer_.empty()) {
         std::ptrdiff_t n = send_some(data);
         if (n < 0) {
             fatal_os_error(static_cast<int>(-n), "send");
@@ -277,6 +321,45 @@ void SocketTransport::write(std::span<const std::byte> data) {
         buffer_.append(data);
     }
     maybe_pause_protocol();
+}
+
+void SocketTransport::write_native(std::span<const std::byte> data) {
+    // As on every backend, a write with nothing queued tries send() at once: nothing is copied
+    // when it all goes out, and the peer sees the bytes before write() returns, as Python's
+    // selector transports do. Only the rest goes through the backend's send operation.
+    if (write_drained()) {
+        std::ptrdiff_t n = send_some(data);
+        if (n < 0) {
+            fatal_os_error(static_cast<int>(-n), "send");
+            return;
+        }
+        data = data.subspan(static_cast<std::size_t>(n));
+        if (data.empty()) return;
+    }
+    buffer_.append(data);
+    if (!ops_->sending()) send_native();
+}
+
+void SocketTransport::send_native() {
+    try {
+        ops_->send(buffer_);
+    } catch (...) {
+        buffer_.clear();
+        fatal_error(std::current_exception(), "Fatal error: cannot send on the socket");
+    }
+}
+
+void SocketTransport::on_sent(int result) {
+    if (conn_lost_) return;
+    if (result < 0) {
+        buffer_.clear();
+        fatal_os_error(-result, "send");
+        return;
+    }
+    maybe_resume_protocol();  // may write more
+    if (conn_lost_ || ops_->sending()) return;
+    if (!buffer_.empty()) send_native();
+    else after_drained();
 }
 
 void SocketTransport::writelines(std::span<const std::string_view> lines) {
@@ -299,8 +382,12 @@ void SocketTransport::write_ready() {
     if (buffer_.empty() && !conn_lost_) after_drained();
 }
 
+void SocketTransport::stop_write_watch() noexcept {
+    if (watch_) watch_->want_write(false);
+}
+
 void SocketTransport::after_drained() {
-    watch_->want_write(false);
+    stop_write_watch();
     if (closing_) {
         schedule_connection_lost(nullptr);
     } else if (eof_) {
@@ -315,7 +402,7 @@ void SocketTransport::after_drained() {
 void SocketTransport::write_eof() {
     if (closing_ || eof_) return;
     eof_ = true;
-    if (buffer_.empty()) sock_.shutdown(SHUT_WR);
+    if (write_drained()) sock_.shutdown(SHUT_WR);
 }
 
 void SocketTransport::set_write_buffer_limits(std::optional<std::size_t> high, std::optional<std::size_t> low) {
@@ -323,9 +410,9 @@ void SocketTransport::set_write_buffer_limits(std::optional<std::size_t> high, s
     maybe_pause_protocol();
 }
 
-void SocketTransport::maybe_pause_protocol() { flow_.maybe_pause(buffer_.size(), protocol_.get(), loop_); }
+void SocketTransport::maybe_pause_protocol() { flow_.maybe_pause(get_write_buffer_size(), protocol_.get(), loop_); }
 
-void SocketTransport::maybe_resume_protocol() { flow_.maybe_resume(buffer_.size(), protocol_.get(), loop_); }
+void SocketTransport::maybe_resume_protocol() { flow_.maybe_resume(get_write_buffer_size(), protocol_.get(), loop_); }
 
 // --- closing ----------------------------------------------------------------------------------
 
@@ -338,8 +425,8 @@ void SocketTransport::begin_close() {
     if (closing_) return;
     closing_ = true;
     update_reading();
-    if (buffer_.empty()) schedule_connection_lost(nullptr);
-    // else: write_ready() flushes the rest, then connection_lost follows.
+    if (write_drained()) schedule_connection_lost(nullptr);
+    // else: write_ready() or on_sent() flushes the rest, then connection_lost follows.
 }
 
 void SocketTransport::abort() {
@@ -369,8 +456,9 @@ void SocketTransport::force_close(std::exception_ptr exc) {
     if (conn_lost_) return;
     if (!buffer_.empty()) {
         buffer_.clear();
-        if (watch_) watch_->want_write(false);
+        stop_write_watch();
     }
+    if (ops_) ops_->cancel_send();
     if (!closing_) {
         closing_ = true;
         update_reading();
@@ -381,7 +469,7 @@ void SocketTransport::force_close(std::exception_ptr exc) {
 void SocketTransport::schedule_connection_lost(std::exception_ptr exc) {
     if (conn_lost_) return;
     ++conn_lost_;
-    if (watch_) watch_->want_write(false);
+    stop_write_watch();
     loop_.call_soon([self = self_, exc = std::move(exc)]() mutable { self->call_connection_lost(std::move(exc)); });
 }
 
@@ -411,6 +499,7 @@ void SocketTransport::loop_closing() noexcept {
 
 void SocketTransport::release_socket() noexcept {
     if (watch_) std::exchange(watch_, nullptr)->release();
+    if (ops_) std::exchange(ops_, nullptr)->release();
     try {
         sock_.close();
     } catch (...) {

@@ -5,9 +5,12 @@
 // (or get_buffer/recv/buffer_updated for a BufferedProtocol); no per-connection read buffer.
 // Write path: write() tries send() at once and buffers only what the kernel did not take; the
 // buffer goes out vectored (sendmsg, MSG_NOSIGNAL) when the socket drains.
+// On a completion backend (io_uring) the transport reads and sends through StreamOps instead:
+// a multishot recv on provided buffers (an idle connection pins no read buffer) and one vectored
+// send at a time for what the kernel did not take at once (a write with nothing queued still
+// tries send() first, so that nothing is copied when it all goes out).
 // Lifetime: the loop holds the transport (self_) from creation until connection_lost() has run,
-// or until the loop closes. All socket I/O is in the functions marked "I/O" so that native
-// completion-backend operations can replace them later.
+// or until the loop closes. All socket I/O is in the functions marked "I/O".
 #pragma once
 
 #include <cstddef>
@@ -17,6 +20,7 @@
 #include <optional>
 
 #include "fd_watch.hpp"
+#include "stream_ops.hpp"
 #include "tulip/asyncio/detail/loop_resource.hpp"
 #include "tulip/asyncio/futures.hpp"
 #include "tulip/asyncio/transports.hpp"
@@ -30,7 +34,7 @@ class Server;
 
 namespace tulip::asyncio::detail {
 
-class SocketTransport final : public Transport, private FdWatchOwner, private LoopResource {
+class SocketTransport final : public Transport, private FdWatchOwner, private StreamOpsOwner, private LoopResource {
 public:
     // Takes the (connected) socket, makes it non-blocking, and schedules connection_made; then
     // `waiter`, if given, gets its result (or the exception connection_made threw).
@@ -66,13 +70,20 @@ public:
     void write_eof() override;
     bool can_write_eof() const noexcept override { return true; }
     void abort() override;
-    std::size_t get_write_buffer_size() const noexcept override { return buffer_.size(); }
+    std::size_t get_write_buffer_size() const noexcept override {
+        return buffer_.size() + (ops_ ? ops_->bytes_in_flight() : 0);
+    }
     std::pair<std::size_t, std::size_t> get_write_buffer_limits() const noexcept override { return flow_.limits(); }
     void set_write_buffer_limits(std::optional<std::size_t> high = std::nullopt,
                                  std::optional<std::size_t> low = std::nullopt) override;
 
 private:
+    // Readiness backends: FdWatch events.
     void on_fd_events(std::uint32_t events) override;
+    // Completion backends: StreamOps results.
+    void on_received(std::span<const std::byte> data) override;
+    void on_read_end(int result) override;
+    void on_sent(int result) override;
     void loop_closing() noexcept override;
 
     void start(std::optional<Future<void>> waiter);
@@ -82,6 +93,11 @@ private:
     void read_ready_buffered();
     void eof_ready();
     void write_ready();
+    void write_native(std::span<const std::byte> data);
+    void send_native();
+    // Nothing buffered and nothing on its way to the kernel.
+    bool write_drained() const noexcept { return buffer_.empty() && !(ops_ && ops_->sending()); }
+    void stop_write_watch() noexcept;
     void after_drained();
     // close() without marking the transport closed by the user.
     void begin_close();
@@ -105,7 +121,8 @@ private:
     std::shared_ptr<BaseProtocol> protocol_;
     Protocol* stream_ = nullptr;            // protocol_ as a Protocol, or null
     BufferedProtocol* buffered_ = nullptr;  // protocol_ as a BufferedProtocol, or null
-    FdWatch* watch_ = nullptr;
+    FdWatch* watch_ = nullptr;              // readiness backends
+    StreamOps* ops_ = nullptr;              // completion backends
     WriteBuffer buffer_;
     WriteFlowControl flow_;
     std::shared_ptr<SocketTransport> self_;  // the loop's reference while open

@@ -16,7 +16,7 @@ void WriteBuffer::append(std::span<const std::byte> data) {
 int WriteBuffer::gather(iovec* iov, int max) const noexcept {
     int n = 0;
     for (std::size_t i = head_; i < chunks_.size() && n < max; ++i, ++n) {
-        const std::string& c = chunks_[i];
+        const Chunk& c = chunks_[i];
         std::size_t skip = (i == head_) ? offset_ : 0;
         iov[n].iov_base = const_cast<char*>(c.data() + skip);
         iov[n].iov_len = c.size() - skip;
@@ -33,7 +33,7 @@ void WriteBuffer::consume(std::size_t n) noexcept {
             return;
         }
         n -= left;
-        std::string().swap(chunks_[head_]);
+        Chunk().swap(chunks_[head_]);
         ++head_;
         offset_ = 0;
     }
@@ -46,8 +46,16 @@ void WriteBuffer::consume(std::size_t n) noexcept {
     }
 }
 
+void WriteBuffer::take(WriteBuffer& from) noexcept {
+    clear();
+    chunks_.swap(from.chunks_);
+    std::swap(head_, from.head_);
+    std::swap(offset_, from.offset_);
+    std::swap(size_, from.size_);
+}
+
 void WriteBuffer::clear() noexcept {
-    std::vector<std::string>().swap(chunks_);
+    decltype(chunks_)().swap(chunks_);
     head_ = offset_ = size_ = 0;
 }
 

@@ -1,0 +1,223 @@
+#include "stream_ops.hpp"
+
+#include <cerrno>
+
+#include "tulip/asyncio/events.hpp"
+
+namespace tulip::asyncio::detail {
+
+class StreamOps::DispatchNode final : public HandleNode {
+public:
+    explicit DispatchNode(StreamOps* ops) : ops_(ops) {}
+    std::string describe() const override { return "transport I/O"; }
+
+protected:
+    void invoke() override {
+        if (ops_) ops_->dispatch();
+    }
+    void drop_callback() noexcept override { ops_ = nullptr; }
+
+private:
+    StreamOps* ops_;
+};
+
+StreamOps* StreamOps::create(EventLoop& loop, int fd, StreamOpsOwner& owner) { return new StreamOps(loop, fd, owner); }
+
+StreamOps::StreamOps(EventLoop& loop, int fd, StreamOpsOwner& owner)
+    : loop_(loop), backend_(loop.backend()), owner_(&owner), node_(new DispatchNode(this)) {
+    recv_.kind = OpKind::recv;
+    recv_.flags = kMultishot | kProvidedBuffer;
+    recv_.fd = fd;
+    recv_.complete = &StreamOps::on_recv_complete;
+    recv_.self = this;
+    send_.kind = OpKind::send;
+    send_.fd = fd;
+    send_.complete = &StreamOps::on_send_complete;
+    send_.msg.msg_iov = iov_;
+    send_.self = this;
+}
+
+StreamOps::~StreamOps() {
+    node_->cancel();
+    give_back_queued();
+}
+
+// --- reading ----------------------------------------------------------------------------------
+
+void StreamOps::want_read(bool on) {
+    if (read_wanted_ == on) return;
+    read_wanted_ = on;
+    if (!on) {
+        if (recv_.in_backend && backend_.cancel(recv_)) recv_.in_backend = false;
+        return;
+    }
+    if (received_head_ < received_.size() || end_pending_) schedule();  // hand over what waited meanwhile
+    if (!recv_.in_backend && !read_ended_) submit_recv();
+    // else: a cancellation is still in flight; its final completion re-arms.
+}
+
+void StreamOps::submit_recv() {
+    try {
+        backend_.submit(recv_);
+    } catch (...) {
+        read_wanted_ = false;
+        throw;
+    }
+    recv_.in_backend = true;
+}
+
+void StreamOps::on_recv_complete(Operation& op, int result) noexcept {
+    auto& r = static_cast<Op&>(op);
+    StreamOps& s = *r.self;
+    if (!op.more) r.in_backend = false;
+    if (!s.owner_) {  // released: hand buffers straight back
+        if (result > 0) s.backend_.give_back(op.buffer_id);
+        if (s.releasable()) delete &s;
+        return;
+    }
+    if (result > 0) {
+        s.queue_buffer(op.buffer_id, static_cast<std::uint32_t>(result));
+    } else if (result != -ECANCELED || op.more) {
+        s.end_read(result);  // EOF or an error: the recv's last completion
+    }
+    // Reading came back on while the cancellation was in flight: arm again.
+    if (!r.in_backend && s.read_wanted_ && !s.read_ended_) {
+        try {
+            s.submit_recv();
+        } catch (...) {
+            s.end_read(-EIO);
+        }
+    }
+}
+
+void StreamOps::queue_buffer(std::uint16_t id, std::uint32_t bytes) noexcept {
+    try {
+        received_.push_back({bytes, id});
+    } catch (...) {
+        // No memory to queue it: the read ends with an error and the buffer goes back.
+        backend_.give_back(id);
+        if (recv_.in_backend && backend_.cancel(recv_)) recv_.in_backend = false;
+        end_read(-ENOMEM);
+        return;
+    }
+    if (read_wanted_) schedule();
+}
+
+void StreamOps::end_read(int result) noexcept {
+    if (read_ended_) return;
+    read_ended_ = true;
+    end_result_ = result;
+    end_pending_ = true;
+    if (read_wanted_) schedule();
+}
+
+void StreamOps::deliver_received() {
+    // The owner may turn reading off or release from inside a call: check before each item.
+    while (owner_ && read_wanted_ && received_head_ < received_.size()) {
+        Received item = received_[received_head_++];
+        // Give the buffer back even if the owner throws (it never should: transports catch).
+        struct GiveBack {
+            Backend& backend;
+            std::uint16_t id;
+            ~GiveBack() { backend.give_back(id); }
+        } give_back{backend_, item.buffer_id};
+        owner_->on_received({backend_.provided_buffer(item.buffer_id), item.bytes});
+    }
+    if (received_head_ == received_.size()) {
+        received_.clear();  // keeps its capacity: no allocation per message
+        received_head_ = 0;
+        if (owner_ && read_wanted_ && end_pending_) {
+            end_pending_ = false;
+            owner_->on_read_end(end_result_);
+        }
+    }
+}
+
+void StreamOps::give_back_queued() noexcept {
+    for (std::size_t i = received_head_; i < received_.size(); ++i) backend_.give_back(received_[i].buffer_id);
+    received_.clear();
+    received_head_ = 0;
+}
+
+// --- sending ----------------------------------------------------------------------------------
+
+void StreamOps::send(WriteBuffer& pending) {
+    if (pending.empty()) return;
+    if (sending()) throw RuntimeError("StreamOps: send() while a send is in flight");
+    in_flight_.take(pending);
+    submit_send();
+}
+
+void StreamOps::submit_send() {
+    send_.msg.msg_iovlen = static_cast<std::size_t>(in_flight_.gather(iov_, kMaxIov));
+    backend_.submit(send_);
+    send_.in_backend = true;
+}
+
+void StreamOps::on_send_complete(Operation& op, int result) noexcept {
+    auto& r = static_cast<Op&>(op);
+    StreamOps& s = *r.self;
+    r.in_backend = false;
+    if (!s.owner_) {
+        s.in_flight_.clear();
+        if (s.releasable()) delete &s;
+        return;
+    }
+    if (result < 0 || s.send_cancelled_) {
+        bool cancelled = std::exchange(s.send_cancelled_, false);
+        s.in_flight_.clear();
+        if (result < 0 && !cancelled) {
+            s.send_result_ = result;
+            s.schedule();
+        }
+        return;
+    }
+    s.in_flight_.consume(static_cast<std::size_t>(result));
+    if (!s.in_flight_.empty()) {  // a short send: the rest first, before anything newer
+        try {
+            s.submit_send();
+        } catch (...) {
+            s.in_flight_.clear();
+            s.send_result_ = -EIO;
+            s.schedule();
+        }
+        return;
+    }
+    s.send_result_ = 1;
+    s.schedule();
+}
+
+void StreamOps::cancel_send() noexcept {
+    if (send_.in_backend && backend_.cancel(send_)) send_.in_backend = false;
+    // The chunks stay until the final completion: the kernel may still be reading them.
+    if (send_.in_backend) send_cancelled_ = true;
+    else in_flight_.clear();
+    send_result_ = 0;
+}
+
+// --- dispatch and release ---------------------------------------------------------------------
+
+void StreamOps::schedule() noexcept {
+    if (queued_) return;
+    queued_ = true;
+    loop_.schedule_handle(*node_);
+}
+
+void StreamOps::dispatch() {
+    queued_ = false;
+    if (int sent = std::exchange(send_result_, 0); sent != 0 && owner_) owner_->on_sent(sent > 0 ? 0 : sent);
+    if (owner_) deliver_received();
+}
+
+void StreamOps::release() noexcept {
+    owner_ = nullptr;
+    read_wanted_ = false;
+    give_back_queued();
+    if (recv_.in_backend && backend_.cancel(recv_)) recv_.in_backend = false;
+    if (send_.in_backend && backend_.cancel(send_)) send_.in_backend = false;
+    if (!send_.in_backend) in_flight_.clear();
+    backend_.forget(recv_.fd);
+    if (releasable()) delete this;
+}
+
+}  // namespace tulip::asyncio::detail
