@@ -73,6 +73,8 @@ EventLoop::EventLoop(LoopOptions options)
     if (const char* env = std::getenv("TULIP_DEBUG"); env && *env && std::string(env) != "0")
         debug_ = true;
     virtual_clock_ = options.virtual_clock;
+    if (options.read_buffer_pool && backend_->native_socket_ops())
+        backend_->set_buffer_pool(options.read_buffer_pool->count, options.read_buffer_pool->size);
     if (options.shuffle_seed) {
         shuffle_ = true;
         shuffle_state_ = *options.shuffle_seed;

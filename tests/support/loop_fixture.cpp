@@ -31,7 +31,8 @@ std::string describe(const asyncio::ExceptionContext& context) {
     return text;
 }
 
-LoopFixture::LoopFixture() : fds_at_start_(open_fd_count()), loop_(std::make_unique<asyncio::EventLoop>()) {
+LoopFixture::LoopFixture(asyncio::LoopOptions options)
+    : fds_at_start_(open_fd_count()), loop_(std::make_unique<asyncio::EventLoop>(std::move(options))) {
     loop_->set_exception_handler(
         [this](asyncio::EventLoop&, const asyncio::ExceptionContext& context) { handler_calls_.push_back(context); });
     asyncio::set_event_loop(loop_.get());

@@ -18,7 +18,8 @@ std::size_t open_fd_count();
 
 class LoopFixture {
 public:
-    LoopFixture();
+    LoopFixture() : LoopFixture(asyncio::LoopOptions{}) {}
+    explicit LoopFixture(asyncio::LoopOptions options);
     ~LoopFixture() noexcept(false);
 
     asyncio::EventLoop& loop() { return *loop_; }

@@ -139,6 +139,16 @@ using protocol_of_t = typename std::invoke_result_t<F&>::element_type;
 class EventLoop;
 using ExceptionHandler = std::function<void(EventLoop&, const ExceptionContext&)>;
 
+// The pool of read buffers that a completion backend (io_uring) lends to the connections of a
+// loop as data arrives, so that an idle connection holds none: `count` buffers (a power of two,
+// at most 32768) of `size` bytes, allocated when the loop is made. When the pool runs dry, reads
+// wait for buffers to come back; nothing is dropped. The readiness backends read into one
+// shared buffer instead and ignore it.
+struct ReadBufferPool {
+    std::uint32_t count = 512;
+    std::uint32_t size = 8192;
+};
+
 struct LoopOptions {
     // "epoll", "io_uring", "poll", "select", or empty for TULIP_BACKEND, then the best available.
     std::string backend;
@@ -150,6 +160,8 @@ struct LoopOptions {
     // the loop would otherwise block on it (CPython's test loop does the same), so timeout logic
     // can be tested exactly and at once. I/O is still polled, without blocking.
     bool virtual_clock = false;
+    // Unset: 512 x 8 KiB, allocated at the first read (see ReadBufferPool).
+    std::optional<ReadBufferPool> read_buffer_pool;
 };
 
 // Counters that tests use to prove that nothing was left behind (reliability check 2).
