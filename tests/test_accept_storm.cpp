@@ -99,7 +99,10 @@ asyncio::Coro<> one_client(const Address& address, std::size_t index, Tally& tal
 
 // One of the in-flight slots: clients one after another until all `connects` are started.
 asyncio::Coro<> slot(const Address& address, std::size_t& next, Tally& tally) {
-    while (next < connects) co_await one_client(address, next++, tally);
+    while (next < connects) {
+        const std::size_t index = next++;
+        co_await one_client(address, index, tally);
+    }
 }
 
 asyncio::Coro<> storm(const Address& address, std::size_t width, Tally& tally) {
