@@ -1,5 +1,6 @@
 // create_connection's happy eyeballs (RFC 8305): the address interleaving and the staggered race
 // of detail::staggered_connect, and the options through create_connection, on every backend.
+#include <cerrno>
 #include <memory>
 #include <string>
 #include <vector>
@@ -7,6 +8,7 @@
 #include "loop_fixture.hpp"
 #include "protocol_helpers.hpp"
 #include "tulip/asyncio.hpp"
+#include "tulip/asyncio/detail/connect_any.hpp"
 #include "tulip/asyncio/detail/staggered_connect.hpp"
 #include "tulip/socket.hpp"
 
@@ -87,8 +89,7 @@ TEST_CASE_METHOD(LoopFixture, "happy eyeballs: with no delay every attempt races
 TEST_CASE_METHOD(LoopFixture, "happy eyeballs: all attempts failing raise the combined error", "[eyeballs]") {
     run([&]() -> asyncio::Coro<> {
         RefusedPort one;
-        // All refused alike: ConnectionRefusedError, as connect_any (whose "alike" compares the
-        // whole message, the address included: hence the same address twice).
+        // All refused alike: ConnectionRefusedError, as connect_any.
         std::vector<AddrInfo> both{one.info(), one.info()};
         std::vector<AddrInfo> single{one.info()};
         std::vector<AddrInfo> none;
@@ -105,8 +106,66 @@ TEST_CASE_METHOD(LoopFixture, "happy eyeballs: all attempts failing raise the co
         }
         CHECK(message.find("Multiple exceptions: ") == 0);
         CHECK(message.find(one.info().address.to_string()) != std::string::npos);
+        CHECK(message.find("Success") == std::string::npos);
         CHECK_THROWS_AS(co_await asyncio::detail::staggered_connect(loop(), none, 1), tulip::ValueError);
         CHECK_THROWS_AS(co_await asyncio::detail::staggered_connect(loop(), single, -1), tulip::ValueError);
+    }());
+}
+
+namespace {
+
+// What an awaited connect raised, as errno, dynamic type and message.
+struct Raised {
+    int errno_value = -1;
+    bool refused = false;
+    std::string message;
+};
+
+template <class Connect>
+asyncio::Coro<Raised> raised_by(Connect connect) {
+    Raised out;
+    try {
+        co_await connect();
+    } catch (const tulip::OSError& e) {
+        out.errno_value = e.errno_value();
+        out.refused = dynamic_cast<const tulip::ConnectionRefusedError*>(&e) != nullptr;
+        out.message = e.what();
+    }
+    co_return out;
+}
+
+}  // namespace
+
+TEST_CASE_METHOD(LoopFixture, "connect errors: different refused addresses give ECONNREFUSED, never errno 0",
+                 "[eyeballs]") {
+    run([&]() -> asyncio::Coro<> {
+        // Two refused ports: the messages differ (each names its address), the errno does not.
+        RefusedPort one, two;
+        std::vector<AddrInfo> refused{one.info(), two.info()};
+        auto sequential = [&]() -> asyncio::Coro<Socket> { return asyncio::detail::connect_any(loop(), refused); };
+        auto staggered = [&]() -> asyncio::Coro<Socket> {
+            return asyncio::detail::staggered_connect(loop(), refused, 3600);
+        };
+        std::vector<Raised> results;
+        results.push_back(co_await raised_by(sequential));
+        results.push_back(co_await raised_by(staggered));
+        for (const Raised& r : results) {
+            CHECK(r.errno_value == ECONNREFUSED);
+            CHECK(r.refused);
+            CHECK(r.message.find(one.info().address.to_string()) != std::string::npos);
+            CHECK(r.message.find(two.info().address.to_string()) != std::string::npos);
+            CHECK(r.message.find("Success") == std::string::npos);
+        }
+        // Different errnos: errno 0 (Python's None), every error listed, still no "Success".
+        AddrInfo bad_family{AF_INET6, SOCK_STREAM, 0, "", Address::ipv4("127.0.0.1", 1)};
+        std::vector<AddrInfo> mixed{one.info(), bad_family};
+        auto mixed_connect = [&]() -> asyncio::Coro<Socket> { return asyncio::detail::connect_any(loop(), mixed); };
+        Raised r = co_await raised_by(mixed_connect);
+        CHECK(r.errno_value == 0);
+        CHECK_FALSE(r.refused);
+        CHECK(r.message.find("Multiple exceptions: ") == 0);
+        CHECK(r.message.find("Connection refused") != std::string::npos);
+        CHECK(r.message.find("Success") == std::string::npos);
     }());
 }
 

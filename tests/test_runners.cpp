@@ -4,6 +4,7 @@
 #include <spdlog/sinks/ringbuffer_sink.h>
 
 #include <chrono>
+#include <memory>
 #include <thread>
 
 #include "loop_fixture.hpp"
@@ -54,6 +55,30 @@ TEST_CASE("run: returns the coroutine's result and closes its loop", "[runners]"
     CHECK(seen != nullptr);
     CHECK(tulip::testing::open_fd_count() == fds);
     CHECK_THROWS_WITH(asyncio::get_running_loop(), "no running event loop");
+}
+
+TEST_CASE("run: a move-only result is moved out", "[runners]") {
+    auto body = []() -> asyncio::Coro<std::unique_ptr<int>> {
+        co_await asyncio::sleep(0);
+        co_return std::make_unique<int>(7);
+    };
+    std::unique_ptr<int> result = asyncio::run(body());
+    REQUIRE(result != nullptr);
+    CHECK(*result == 7);
+}
+
+TEST_CASE_METHOD(LoopFixture, "run_until_complete: move-only results from a coroutine and a future", "[runners]") {
+    auto body = []() -> asyncio::Coro<std::unique_ptr<int>> {
+        co_await asyncio::sleep(0);
+        co_return std::make_unique<int>(8);
+    };
+    std::unique_ptr<int> from_coro = loop().run_until_complete(body());
+    REQUIRE(from_coro != nullptr);
+    CHECK(*from_coro == 8);
+    asyncio::Future<std::unique_ptr<int>> future(loop().create_task(body()));
+    std::unique_ptr<int> from_future = loop().run_until_complete(future);
+    REQUIRE(from_future != nullptr);
+    CHECK(*from_future == 8);
 }
 
 TEST_CASE("run: propagates the coroutine's exception", "[runners]") {

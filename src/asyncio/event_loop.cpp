@@ -248,6 +248,12 @@ void EventLoop::stop_when_done(detail::FutureStateBase& future) {
     future.add_done_callback([this] { stop(); });
 }
 
+void EventLoop::run_until_done(detail::FutureStateBase& future) {
+    stop_when_done(future);
+    run_forever();
+    if (!future.done()) throw RuntimeError("Event loop stopped before Future completed.");
+}
+
 std::int64_t EventLoop::compute_timeout_ns() const noexcept {
     if (!ready_.empty() || stopping_ || threadsafe_->maybe_has_items()) return 0;
     if (timers_.empty()) return -1;

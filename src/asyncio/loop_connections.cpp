@@ -36,40 +36,80 @@ Coro<socket::Socket> connect_one(EventLoop& loop, socket::AddrInfo info, std::op
     co_return sock;
 }
 
-void raise_connect_errors(const std::vector<std::string>& errors, std::exception_ptr last) {
-    if (errors.size() == 1) std::rethrow_exception(last);
-    std::string all = "Multiple exceptions: ";
-    for (std::size_t i = 0; i < errors.size(); ++i) all += (i ? ", " : "") + errors[i];
-    // Every attempt failed the same way (all refused, say): keep that error's type, as Python does.
+namespace {
+
+// The category of the errno-less error above. std::system_error appends the category's message to
+// what(), and generic_category's for 0 is strerror(0), "Success".
+class ConnectErrorsCategory final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "connect"; }
+    std::string message(int) const override { return "the attempts failed with different errors"; }
+};
+
+const std::error_category& connect_errors_category() noexcept {
+    static const ConnectErrorsCategory category;
+    return category;
+}
+
+// An OSError built on that category (the constructor taking a code is protected).
+class MultipleConnectErrors final : public OSError {
+public:
+    explicit MultipleConnectErrors(const std::string& what)
+        : OSError(std::error_code(0, connect_errors_category()), what) {}
+};
+
+std::error_code code_of(const std::exception_ptr& error) {
     try {
-        std::rethrow_exception(last);
+        std::rethrow_exception(error);
     } catch (const OSError& e) {
-        bool same = true;
-        for (const auto& msg : errors)
-            same = same && msg.substr(msg.find(": ") + 2) == std::string(e.what());
-        if (same) throw;
-        throw OSError(0, all);
+        return e.code();
     }
+}
+
+std::string message_of(const std::exception_ptr& error) {
+    try {
+        std::rethrow_exception(error);
+    } catch (const OSError& e) {
+        return e.what();
+    }
+}
+
+}  // namespace
+
+void raise_connect_errors(const std::vector<ConnectFailure>& failures) {
+    if (failures.size() == 1) std::rethrow_exception(failures.front().error);
+    std::error_code first = code_of(failures.front().error);
+    bool alike = true;
+    std::string addresses;
+    std::string all = "Multiple exceptions: ";
+    for (std::size_t i = 0; i < failures.size(); ++i) {
+        alike = alike && code_of(failures[i].error) == first;
+        addresses += (i ? ", " : "") + failures[i].address;
+        all += (i ? ", " : "") + failures[i].address + ": " + message_of(failures[i].error);
+    }
+    // Every attempt failed the same way (all refused, say): keep that error's type, as Python does.
+    if (alike && first.category() == std::generic_category())
+        raise_os_error(first.value(), "connect to each of " + addresses + " failed");
+    if (alike) std::rethrow_exception(failures.front().error);
+    throw MultipleConnectErrors(all);
 }
 
 Coro<socket::Socket> connect_any(EventLoop& loop, std::vector<socket::AddrInfo> infos,
                                  std::optional<socket::Address> local_addr) {
     if (infos.empty()) throw ValueError("connect_any: no address to connect to");
     // Try every address in turn (Python's order when happy_eyeballs_delay is not given).
-    std::vector<std::string> errors;
-    std::exception_ptr last;
+    std::vector<ConnectFailure> failures;
     for (const auto& info : infos) {
         std::exception_ptr failed;
         try {
             socket::Socket sock = co_await connect_one(loop, info, local_addr);
             co_return sock;
-        } catch (const OSError& e) {
+        } catch (const OSError&) {
             failed = std::current_exception();
-            errors.push_back(describe(info) + ": " + e.what());
         }
-        last = failed;
+        failures.push_back({describe(info), failed});
     }
-    raise_connect_errors(errors, last);
+    raise_connect_errors(failures);
 }
 
 }  // namespace detail

@@ -51,8 +51,7 @@ namespace {
 struct Race {
     Event changed;                         // set whenever there is something to look at
     std::optional<socket::Socket> winner;  // the first socket to connect
-    std::vector<std::optional<std::string>> errors;  // per attempt, "address: message"
-    std::vector<std::exception_ptr> failures;        // per attempt
+    std::vector<ConnectFailure> failures;  // per attempt, filled in when it fails
     std::size_t started = 0;
     std::size_t finished = 0;
     bool start_next = true;  // the latest attempt failed or its delay elapsed
@@ -65,9 +64,8 @@ Coro<void> attempt(EventLoop& loop, Race& race, std::size_t index, socket::AddrI
         socket::Socket sock = co_await connect_one(loop, std::move(info), std::move(local_addr));
         // A later winner than the first is closed when `sock` goes out of scope.
         if (!race.winner) race.winner = std::move(sock);
-    } catch (const OSError& e) {
-        race.errors[index] = where + ": " + e.what();
-        race.failures[index] = std::current_exception();
+    } catch (const OSError&) {
+        race.failures[index] = {std::move(where), std::current_exception()};
         if (index + 1 == race.started) race.start_next = true;
     }
     ++race.finished;
@@ -82,7 +80,6 @@ Coro<socket::Socket> staggered_connect(EventLoop& loop, std::vector<socket::Addr
     if (!(delay >= 0) || !std::isfinite(delay))
         throw ValueError("happy_eyeballs_delay must be a finite number of seconds >= 0, got " + std::to_string(delay));
     Race race;
-    race.errors.resize(infos.size());
     race.failures.resize(infos.size());
     std::vector<Task<void>> tasks;
     tasks.reserve(infos.size());
@@ -121,10 +118,8 @@ Coro<socket::Socket> staggered_connect(EventLoop& loop, std::vector<socket::Addr
     }
     if (interrupted) std::rethrow_exception(interrupted);
     if (race.winner) co_return std::move(*race.winner);
-    std::vector<std::string> errors;
-    for (auto& error : race.errors)
-        if (error) errors.push_back(std::move(*error));
-    raise_connect_errors(errors, race.failures.back());
+    // No winner and not interrupted: every attempt ran and failed, so every entry is filled in.
+    raise_connect_errors(race.failures);
 }
 
 }  // namespace tulip::asyncio::detail

@@ -185,7 +185,9 @@ public:
     // --- running and stopping -----------------------------------------------------------
     void run_forever();
     // Runs until the future (or the task made from the coroutine) is done; returns its result
-    // or rethrows its exception.
+    // or rethrows its exception. The task made from a coroutine is nobody else's, so its result
+    // is moved out (a move-only T works); a future's is copied when T is copyable, since others
+    // may read it too, and moved out otherwise, as co_await does.
     template <class T>
     T run_until_complete(Future<T> future);
     template <class T>
@@ -452,6 +454,8 @@ private:
     void run_handle(detail::HandleNode& node);
     void log_if_slow(std::int64_t started_ns, const char* what);
     void stop_when_done(detail::FutureStateBase& future);
+    // run_until_complete's loop: runs until `future` is done, RuntimeError if stopped before.
+    void run_until_done(detail::FutureStateBase& future);
     void release_everything_scheduled() noexcept;
     void destroy_pending_tasks() noexcept;
     void drain_cancelled_operations() noexcept;

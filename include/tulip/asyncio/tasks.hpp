@@ -138,15 +138,25 @@ Future<T> EventLoop::create_future() {
 
 template <class T>
 T EventLoop::run_until_complete(Future<T> future) {
-    stop_when_done(*future.state());
-    run_forever();
-    if (!future.done()) throw RuntimeError("Event loop stopped before Future completed.");
-    return future.result();
+    run_until_done(*future.state());
+    if constexpr (std::is_void_v<T>) {
+        future.result();
+    } else if constexpr (std::is_copy_constructible_v<T>) {
+        return future.result();
+    } else {
+        return std::move(future.result());
+    }
 }
 
 template <class T>
 T EventLoop::run_until_complete(Coro<T> coro) {
-    return run_until_complete(Future<T>(create_task(std::move(coro))));
+    Future<T> task(create_task(std::move(coro)));
+    run_until_done(*task.state());
+    if constexpr (std::is_void_v<T>) {
+        task.result();
+    } else {
+        return std::move(task.result());
+    }
 }
 
 template <class F>
