@@ -3,8 +3,12 @@
 // test_asyncio/test_streams.py keep its names.
 #include "tulip/asyncio/streams.hpp"
 
+#include <array>
+#include <cstddef>
 #include <random>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "contention.hpp"
@@ -563,6 +567,219 @@ TEST_CASE_METHOD(LoopFixture, "streams: test_readexactly_exception", "[streams]"
     CHECK(two == "li");
     r.set_exception(std::make_exception_ptr(tulip::ValueError("boom")));
     CHECK_THROWS_WITH(run(r.readexactly(2)), "boom");
+}
+
+// --- read_into ------------------------------------------------------------------------------
+
+namespace {
+
+// read_into() as a coroutine, so that it can run as a task; returns the bytes read.
+asyncio::Coro<std::string> read_into_task(StreamReader r, std::size_t size) {
+    std::string buf(size, '?');
+    std::size_t n = co_await r.read_into(buf);
+    buf.resize(n);
+    co_return buf;
+}
+
+}  // namespace
+
+TEST_CASE_METHOD(LoopFixture, "streams: read_into takes what is buffered, up to the buffer's size", "[streams]") {
+    StreamReader r;
+    r.feed_data(DATA);
+    auto body = [&]() -> asyncio::Coro<> {
+        std::array<char, 5> small{};
+        std::size_t n = co_await r.read_into(small);
+        CHECK(n == 5);
+        CHECK(std::string_view(small.data(), n) == "line1");
+        CHECK(r.buffered() == DATA.substr(5));
+        std::array<std::byte, 64> big{};
+        n = co_await r.read_into(big);  // the std::byte form
+        CHECK(n == DATA.size() - 5);
+        CHECK(std::string_view(reinterpret_cast<const char*>(big.data()), n) == DATA.substr(5));
+        CHECK(r.buffered().empty());
+    };
+    run(body());
+}
+
+TEST_CASE_METHOD(LoopFixture, "streams: read_into waits for data, then returns what came", "[streams]") {
+    StreamReader r;
+    auto body = [&]() -> asyncio::Coro<std::string> {
+        auto t = asyncio::create_task(read_into_task(r, 30));
+        co_await asyncio::sleep(0);
+        CHECK_FALSE(t.done());
+        r.feed_data("abc");
+        r.feed_data("def");  // both arrive before the reader runs
+        co_return co_await t;
+    };
+    CHECK(run(body()) == "abcdef");
+    CHECK(r.buffered().empty());
+}
+
+TEST_CASE_METHOD(LoopFixture, "streams: read_into returns 0 at EOF and for an empty buffer", "[streams]") {
+    StreamReader r;
+    auto body = [&]() -> asyncio::Coro<> {
+        std::span<char> none;
+        r.feed_data("xy");
+        CHECK(co_await r.read_into(none) == 0);  // does not wait, takes nothing
+        CHECK(r.buffered() == "xy");
+        auto t = asyncio::create_task(read_into_task(r, 1));
+        CHECK(co_await t == "x");
+        auto waiting = asyncio::create_task(read_into_task(r, 10));
+        CHECK(co_await waiting == "y");
+        auto at_eof = asyncio::create_task(read_into_task(r, 10));
+        co_await asyncio::sleep(0);
+        CHECK_FALSE(at_eof.done());
+        r.feed_eof();  // wakes the waiting read with nothing
+        CHECK((co_await at_eof).empty());
+        CHECK(r.at_eof());
+        std::array<char, 4> buf{};
+        CHECK(co_await r.read_into(buf) == 0);  // after EOF: at once
+    };
+    run(body());
+}
+
+TEST_CASE_METHOD(LoopFixture, "streams: read_into raises the reader's exception, also while waiting", "[streams]") {
+    StreamReader r;
+    r.feed_data("data");
+    r.set_exception(std::make_exception_ptr(tulip::ValueError("boom")));
+    // At once, with data still buffered (as read()).
+    CHECK_THROWS_WITH(run(read_into_task(r, 4)), "boom");
+    CHECK(r.buffered() == "data");
+
+    StreamReader w;
+    auto body = [&]() -> asyncio::Coro<> {
+        auto t = asyncio::create_task(read_into_task(w, 4));
+        co_await asyncio::sleep(0);
+        w.set_exception(std::make_exception_ptr(tulip::ConnectionResetError(ECONNRESET, "peer")));
+        CHECK_THROWS_AS(co_await t, tulip::ConnectionResetError);
+    };
+    run(body());
+}
+
+TEST_CASE_METHOD(LoopFixture, "streams: a cancelled read_into takes nothing and leaves the stream usable",
+                 "[streams][cancel]") {
+    StreamReader r;
+    auto body = [&]() -> asyncio::Coro<> {
+        auto t = asyncio::create_task(read_into_task(r, 8));
+        co_await asyncio::sleep(0);
+        t.cancel("stop");
+        bool was_cancelled = co_await ends_cancelled(t);
+        CHECK(was_cancelled);
+        // Woken and cancelled before it ran: the data stays for the next reader.
+        auto woken = asyncio::create_task(read_into_task(r, 8));
+        co_await asyncio::sleep(0);
+        r.feed_data("kept");
+        woken.cancel();
+        was_cancelled = co_await ends_cancelled(woken);
+        CHECK(was_cancelled);
+        CHECK(r.buffered() == "kept");
+        auto next = asyncio::create_task(read_into_task(r, 8));
+        CHECK(co_await next == "kept");
+    };
+    run(body());
+}
+
+TEST_CASE_METHOD(LoopFixture, "streams: the cancel message of a read_into reaches its CancelledError",
+                 "[streams][cancel]") {
+    StreamReader r;
+    auto body = [&]() -> asyncio::Coro<std::string> {
+        auto t = asyncio::create_task(read_into_task(r, 8));
+        co_await asyncio::sleep(0);
+        t.cancel("enough");
+        try {
+            co_await t;
+        } catch (const asyncio::CancelledError& e) {
+            co_return e.message();
+        }
+        co_return "not cancelled";
+    };
+    CHECK(run(body()) == "enough");
+}
+
+TEST_CASE_METHOD(LoopFixture, "streams: read_into and read share the one-waiter rule", "[streams]") {
+    StreamReader r;
+    auto body = [&]() -> asyncio::Coro<> {
+        auto first = asyncio::create_task(read_into_task(r, 8));
+        co_await asyncio::sleep(0);
+        CHECK_THROWS_WITH(co_await r.read(3), "read() called while another coroutine is already waiting for incoming data");
+        std::array<char, 2> buf{};
+        CHECK_THROWS_WITH(co_await r.read_into(buf),
+                          "read_into() called while another coroutine is already waiting for incoming data");
+        r.feed_data("ok");
+        CHECK(co_await first == "ok");
+        // And the other way round.
+        auto reading = asyncio::create_task(r.read(8));
+        co_await asyncio::sleep(0);
+        CHECK_THROWS_WITH(co_await r.read_into(buf), Catch::Matchers::StartsWith("read_into() called while"));
+        r.feed_data("go");
+        CHECK(co_await reading == "go");
+    };
+    run(body());
+}
+
+TEST_CASE_METHOD(LoopFixture, "streams: read_into resumes a paused transport at the limit", "[streams]") {
+    auto s = connect_stream(10);
+    s.transport->receive(std::string(21, 'a'));  // above 2 x limit: paused
+    CHECK_FALSE(s.transport->is_reading());
+    auto body = [&]() -> asyncio::Coro<> {
+        std::array<char, 10> buf{};
+        CHECK(co_await s.reader.read_into(std::span<char>(buf).first(9)) == 9);  // 12 left
+        CHECK_FALSE(s.transport->is_reading());
+        CHECK(co_await s.reader.read_into(std::span<char>(buf).first(2)) == 2);  // 10 left: resume
+        CHECK(s.transport->is_reading());
+        CHECK(s.transport->resume_reading_calls == 1);
+    };
+    run(body());
+    s.writer.close();
+    run(s.writer.wait_closed());
+}
+
+TEST_CASE_METHOD(LoopFixture, "streams: a read_into waiting when the connection is lost", "[streams]") {
+    auto s = connect_stream();
+    auto body = [&]() -> asyncio::Coro<> {
+        auto clean = asyncio::create_task(read_into_task(s.reader, 8));
+        co_await asyncio::sleep(0);
+        s.transport->receive("last");
+        s.transport->lose(nullptr);
+        CHECK(co_await clean == "last");
+        CHECK((co_await read_into_task(s.reader, 8)).empty());  // EOF
+    };
+    run(body());
+}
+
+TEST_CASE_METHOD(LoopFixture, "streams: echo with read_into, write and drain on one reused buffer", "[streams]") {
+    auto s = connect_stream();
+    auto echo = [&]() -> asyncio::Coro<int> {
+        std::vector<char> buffer(16);
+        int messages = 0;
+        for (;;) {
+            std::size_t n = co_await s.reader.read_into(buffer);
+            if (n == 0) break;
+            s.writer.write(std::string_view(buffer.data(), n));
+            co_await s.writer.drain();
+            ++messages;
+        }
+        co_return messages;
+    };
+    auto body = [&]() -> asyncio::Coro<int> {
+        auto t = asyncio::create_task(echo());
+        std::string expected;
+        for (int i = 0; i < 50; ++i) {
+            std::string msg = "message " + std::to_string(i) + "|";
+            s.transport->receive(msg);
+            expected += msg;
+            co_await asyncio::sleep(0);
+        }
+        s.transport->receive(std::string(40, 'z'));  // more than the buffer: several reads
+        expected += std::string(40, 'z');
+        s.transport->receive_eof();
+        int messages = co_await t;
+        CHECK(s.transport->written == expected);
+        co_return messages;
+    };
+    CHECK(run(body()) == 53);  // 50 messages, then 40 bytes in reads of 16, 16 and 8
+    s.writer.close();
+    run(s.writer.wait_closed());
 }
 
 // --- exceptions, waiters, cancellation ---------------------------------------------------

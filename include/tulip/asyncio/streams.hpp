@@ -37,6 +37,7 @@
 #pragma once
 
 #include <any>
+#include <coroutine>
 #include <cstddef>
 #include <exception>
 #include <functional>
@@ -48,6 +49,8 @@
 #include <string_view>
 
 #include "tulip/asyncio/coro.hpp"
+#include "tulip/asyncio/detail/ref.hpp"
+#include "tulip/asyncio/detail/task_core.hpp"
 #include "tulip/asyncio/events.hpp"
 #include "tulip/asyncio/exceptions.hpp"
 #include "tulip/asyncio/locks.hpp"
@@ -61,9 +64,67 @@ namespace tulip::asyncio {
 inline constexpr std::size_t stream_default_limit = 64 * 1024;
 
 namespace detail {
+class FutureStateBase;
 class StreamReaderState;
 struct StreamWriterState;
+
+// The one coroutine waiting for a StreamReader's data (Python's _wait_for_data waiter). It
+// lives in the waiting frame and suspends its task directly, without a future: feed_data(),
+// feed_eof() and set_exception() schedule the task, cancel() takes it off the reader. A frame
+// destroyed while it waits (its task abandoned) takes it off the reader too.
+class StreamDataWaiter final : public Waitable {
+public:
+    StreamDataWaiter() noexcept = default;
+    StreamDataWaiter(const StreamDataWaiter&) = delete;
+    StreamDataWaiter& operator=(const StreamDataWaiter&) = delete;
+    ~StreamDataWaiter();
+
+    // Before suspending: the checks of _wait_for_data (RuntimeError for a second waiter, a
+    // wait after EOF, or no running task), then registers with the reader. func_name names the
+    // method in those messages.
+    void prepare(StreamReaderState& state, const char* func_name);
+    // In await_suspend, after prepare(): cannot fail.
+    void suspend(std::coroutine_handle<> h) noexcept;
+    // In await_resume: raises CancelledError, the exception the reader was failed with, or a
+    // cancel() that came after the wake-up.
+    void resume();
+
+    // The reader's side: data, EOF (exc null) or an exception arrived.
+    void wake(std::exception_ptr exc) noexcept;
+    bool cancel_wait(const std::string& msg) override;
+
+private:
+    StreamReaderState* state_ = nullptr;
+    TaskCore* task_ = nullptr;
+    // The waiting task: the loop keeps it alive, as it does a sleeping one; its loop is the
+    // one to schedule it on.
+    Ref<FutureStateBase> task_state_;
+    // What resume() raises: set_exception()'s exception, or CancelledError when cancelled.
+    std::exception_ptr exception_;
+    bool woken_ = false;
+};
 }  // namespace detail
+
+// What StreamReader::read_into() returns: co_await it (see there). It holds its own reference
+// to the stream. Not a Coro, so that a read that finds data buffered costs no coroutine frame;
+// to run it as a task, await it inside a coroutine.
+class [[nodiscard]] ReadIntoAwaiter {
+public:
+    ReadIntoAwaiter(std::shared_ptr<detail::StreamReaderState> state, std::span<std::byte> buffer) noexcept
+        : state_(std::move(state)), buffer_(buffer) {}
+    ReadIntoAwaiter(const ReadIntoAwaiter&) = delete;
+    ReadIntoAwaiter& operator=(const ReadIntoAwaiter&) = delete;
+
+    bool await_ready();
+    void await_suspend(std::coroutine_handle<> h) noexcept;
+    std::size_t await_resume();
+
+private:
+    std::shared_ptr<detail::StreamReaderState> state_;
+    std::span<std::byte> buffer_;
+    detail::StreamDataWaiter waiter_;
+    bool waited_ = false;
+};
 
 // Buffers what a protocol feeds it and hands it out to one reading coroutine at a time.
 //
@@ -130,8 +191,19 @@ public:
     // Python's __anext__: the next line, or nullopt at EOF (StopAsyncIteration).
     Coro<std::optional<std::string>> anext() const;
 
+    // read(n) into a buffer the caller owns (a socket's recv_into): waits until at least one
+    // byte is buffered, then moves up to buffer.size() bytes into it and returns how many; 0 at
+    // EOF (or for an empty buffer). Raises as read() does (set_exception's exception, at once;
+    // RuntimeError for a second waiting reader); cancelled while waiting, it raises
+    // CancelledError and takes nothing. The buffer must stay valid until the read returns.
+    // Allocates nothing: no string, no coroutine frame, no future, so that a loop of
+    // read_into/write/drain on a reused buffer makes no heap allocation per message.
+    ReadIntoAwaiter read_into(std::span<std::byte> buffer) const { return ReadIntoAwaiter(state_, buffer); }
+    ReadIntoAwaiter read_into(std::span<char> buffer) const { return read_into(std::as_writable_bytes(buffer)); }
+
 private:
     friend class StreamReaderProtocol;
+    friend struct detail::StreamWriterState;
     std::shared_ptr<detail::StreamReaderState> state_;
 };
 
@@ -154,6 +226,8 @@ public:
     virtual Coro<> wait_closed();
 
     bool writing_paused() const noexcept { return paused_; }
+    // True once connection_lost() has run (drain_helper() then raises).
+    bool is_connection_lost() const noexcept { return connection_lost_; }
 
 private:
     detail::WaiterList drain_waiters_;

@@ -3,8 +3,10 @@
 #include "reader_state.hpp"
 
 #include <string>
+#include <utility>
 
 #include "tulip/asyncio/events.hpp"
+#include "tulip/asyncio/exceptions.hpp"
 #include "tulip/exceptions.hpp"
 
 namespace tulip::asyncio::detail {
@@ -27,10 +29,7 @@ void StreamReaderState::feed_eof() {
 
 void StreamReaderState::set_exception(std::exception_ptr exc) {
     exception_ = exc;
-    if (!waiter_) return;
-    Future<> waiter = std::move(*waiter_);
-    waiter_.reset();
-    if (!waiter.cancelled()) waiter.set_exception(std::move(exc));
+    if (StreamDataWaiter* w = std::exchange(waiter_, nullptr)) w->wake(std::move(exc));
 }
 
 void StreamReaderState::set_transport(ReadTransport& transport) {
@@ -39,10 +38,7 @@ void StreamReaderState::set_transport(ReadTransport& transport) {
 }
 
 void StreamReaderState::wakeup_waiter() {
-    if (!waiter_) return;
-    Future<> waiter = std::move(*waiter_);
-    waiter_.reset();
-    if (!waiter.cancelled()) waiter.set_result();
+    if (StreamDataWaiter* w = std::exchange(waiter_, nullptr)) w->wake(nullptr);
 }
 
 void StreamReaderState::maybe_resume_transport() {
@@ -50,31 +46,6 @@ void StreamReaderState::maybe_resume_transport() {
         paused_ = false;
         if (transport_) transport_->resume_reading();
     }
-}
-
-Coro<> StreamReaderState::wait_for_data(const char* func_name) {
-    // One future links feed_data() to one reader: with two, nobody could tell which of them
-    // gets the next data.
-    if (waiter_)
-        throw RuntimeError(std::string(func_name) +
-                           "() called while another coroutine is already waiting for incoming data");
-    if (eof_) throw RuntimeError(std::string(func_name) + "() waits for data after EOF");
-    if (paused_) {
-        paused_ = false;
-        if (transport_) transport_->resume_reading();
-    }
-    waiter_.emplace(get_running_loop());
-    Future<> waiter = *waiter_;
-    // Python's `finally: self._waiter = None`, also when cancelled. feed_data() may have
-    // replaced nothing here: only this coroutine sets waiter_, and only the wakers clear it.
-    struct Clear {
-        StreamReaderState& s;
-        const Future<>& mine;
-        ~Clear() {
-            if (s.waiter_ && *s.waiter_ == mine) s.waiter_.reset();
-        }
-    } clear{*this, waiter};
-    co_await waiter;
 }
 
 }  // namespace tulip::asyncio::detail

@@ -10,7 +10,7 @@
 #include <string_view>
 
 #include "tulip/asyncio/coro.hpp"
-#include "tulip/asyncio/futures.hpp"
+#include "tulip/asyncio/streams.hpp"
 #include "tulip/asyncio/transports.hpp"
 
 namespace tulip::asyncio::detail {
@@ -48,6 +48,7 @@ public:
     void forget_transport() noexcept { transport_ = nullptr; }
 
     std::exception_ptr exception() const noexcept { return exception_; }
+    bool failed() const noexcept { return exception_ != nullptr; }
     bool eof() const noexcept { return eof_; }
     std::size_t limit() const noexcept { return limit_; }
     StreamBuffer& buffer() noexcept { return buffer_; }
@@ -60,11 +61,37 @@ public:
     // Resumes a paused transport once the buffer holds at most `limit` bytes.
     void maybe_resume_transport();
 
+    // The awaitable of wait_for_data().
+    class DataWait {
+    public:
+        DataWait(StreamReaderState& state, const char* func_name) noexcept : state_(state), func_name_(func_name) {}
+        DataWait(const DataWait&) = delete;
+        DataWait& operator=(const DataWait&) = delete;
+        bool await_ready() {
+            waiter_.prepare(state_, func_name_);
+            return false;
+        }
+        void await_suspend(std::coroutine_handle<> h) noexcept { waiter_.suspend(h); }
+        void await_resume() { waiter_.resume(); }
+
+    private:
+        StreamReaderState& state_;
+        const char* func_name_;
+        StreamDataWaiter waiter_;
+    };
+
     // Waits until feed_data, feed_eof or set_exception is called (raising what the latter
     // gives). RuntimeError if another coroutine waits already. Resumes a paused transport
     // first, or a read of more than 2 x limit bytes would wait forever. The caller's frame
-    // must hold a reference to this state.
-    Coro<> wait_for_data(const char* func_name);
+    // must hold a reference to this state. No frame and no future: the waiter lives in the
+    // awaiting frame.
+    DataWait wait_for_data(const char* func_name) noexcept { return DataWait(*this, func_name); }
+    // What StreamDataWaiter::prepare() checks and registers.
+    void begin_wait(const char* func_name, StreamDataWaiter& waiter);
+    // A waiter that goes away (cancelled, or its frame destroyed) stops being the waiter.
+    void end_wait(const StreamDataWaiter& waiter) noexcept {
+        if (waiter_ == &waiter) waiter_ = nullptr;
+    }
 
     // The readuntil() algorithm for separators sorted by length (shortest first, non-empty).
     Coro<std::string> readuntil(std::span<const std::string_view> separators);
@@ -74,7 +101,7 @@ private:
 
     StreamBuffer buffer_;
     std::size_t limit_;
-    std::optional<Future<>> waiter_;
+    StreamDataWaiter* waiter_ = nullptr;
     std::exception_ptr exception_;
     ReadTransport* transport_ = nullptr;
     bool eof_ = false;

@@ -1,6 +1,7 @@
 // StreamWriter (Python's streams.StreamWriter): a transport plus drain() and wait_closed().
 #include <utility>
 
+#include "reader_state.hpp"
 #include "tulip/asyncio/events.hpp"
 #include "tulip/asyncio/streams.hpp"
 #include "tulip/asyncio/tasks.hpp"
@@ -28,6 +29,10 @@ struct StreamWriterState {
         }
     }
 
+    // The reader's exception, or null (also without a reader): read in place, without the
+    // copy that StreamReader::exception() returns.
+    bool reader_failed() const noexcept { return reader && reader->state_->failed(); }
+
     std::shared_ptr<Transport> transport;
     std::shared_ptr<FlowControlMixin> protocol;
     std::optional<StreamReader> reader;
@@ -41,13 +46,14 @@ namespace {
 using State = std::shared_ptr<detail::StreamWriterState>;
 
 Coro<> drain_impl(State s) {
-    if (s->reader) {
-        if (std::exception_ptr exc = s->reader->exception()) std::rethrow_exception(exc);
-    }
+    if (s->reader_failed()) std::rethrow_exception(s->reader->exception());
     // A closing transport loses its connection on a later iteration: yield once so that a
     // `write(); co_await drain();` loop sees the error instead of spinning.
     if (s->transport->is_closing()) co_await sleep(0);
-    co_await s->protocol->drain_helper();
+    // drain_helper() returns at once unless writing is paused or the connection is lost: test
+    // that here and spare the common drain a second coroutine frame.
+    FlowControlMixin& protocol = *s->protocol;
+    if (protocol.writing_paused() || protocol.is_connection_lost()) co_await protocol.drain_helper();
 }
 
 Coro<> wait_closed_impl(State s) { co_await s->protocol->wait_closed(); }

@@ -1,0 +1,102 @@
+// The one waiting reader of a stream (Python's StreamReader._wait_for_data) and read_into(),
+// which waits through it. One file, so that read_into()'s path inlines the waiter's steps.
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "reader_state.hpp"
+#include "tulip/asyncio/detail/future_state.hpp"
+#include "tulip/asyncio/events.hpp"
+#include "tulip/asyncio/exceptions.hpp"
+#include "tulip/exceptions.hpp"
+
+namespace tulip::asyncio::detail {
+
+void StreamReaderState::begin_wait(const char* func_name, StreamDataWaiter& waiter) {
+    // One waiter links feed_data() to one reader: with two, nobody could tell which of them
+    // gets the next data.
+    if (waiter_)
+        throw RuntimeError(std::string(func_name) +
+                           "() called while another coroutine is already waiting for incoming data");
+    if (eof_) throw RuntimeError(std::string(func_name) + "() waits for data after EOF");
+    if (paused_) {
+        paused_ = false;
+        if (transport_) transport_->resume_reading();
+    }
+    waiter_ = &waiter;
+}
+
+StreamDataWaiter::~StreamDataWaiter() {
+    if (state_) state_->end_wait(*this);
+}
+
+void StreamDataWaiter::prepare(StreamReaderState& state, const char* func_name) {
+    TaskCore* task = current_task_core();
+    if (!task)
+        throw RuntimeError(std::string(func_name) +
+                           "(): co_await outside a task: run the coroutine with asyncio::run(), "
+                           "create_task() or run_until_complete()");
+    state.begin_wait(func_name, *this);
+    state_ = &state;
+    task_ = task;
+}
+
+void StreamDataWaiter::suspend(std::coroutine_handle<> h) noexcept {
+    // prepare() found the task running: this cannot throw.
+    suspend_current_task(h, this);
+    task_state_ = Ref<FutureStateBase>(&task_->future_state());
+}
+
+void StreamDataWaiter::resume() {
+    task_state_.reset();
+    if (exception_) std::rethrow_exception(exception_);
+    raise_if_cancel_requested();
+}
+
+void StreamDataWaiter::wake(std::exception_ptr exc) noexcept {
+    if (woken_) return;
+    woken_ = true;
+    exception_ = std::move(exc);
+    task_state_->loop().schedule_task_step(*task_);
+}
+
+bool StreamDataWaiter::cancel_wait(const std::string& msg) {
+    if (woken_) return false;
+    woken_ = true;
+    exception_ = std::make_exception_ptr(CancelledError(msg));
+    state_->end_wait(*this);
+    task_state_->loop().schedule_task_step(*task_);
+    return true;
+}
+
+}  // namespace tulip::asyncio::detail
+
+namespace tulip::asyncio {
+
+using detail::StreamReaderState;
+
+bool ReadIntoAwaiter::await_ready() {
+    StreamReaderState& s = *state_;
+    s.raise_if_failed();
+    if (buffer_.empty() || !s.buffer().empty() || s.eof()) return true;
+    waiter_.prepare(s, "read_into");
+    waited_ = true;
+    return false;
+}
+
+void ReadIntoAwaiter::await_suspend(std::coroutine_handle<> h) noexcept { waiter_.suspend(h); }
+
+std::size_t ReadIntoAwaiter::await_resume() {
+    if (waited_) waiter_.resume();
+    StreamReaderState& s = *state_;
+    std::string_view data = s.buffer().view();
+    const std::size_t n = std::min(data.size(), buffer_.size());
+    if (n == 0) return 0;
+    std::memcpy(buffer_.data(), data.data(), n);
+    s.buffer().discard(n);
+    s.maybe_resume_transport();
+    return n;
+}
+
+}  // namespace tulip::asyncio
