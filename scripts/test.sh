@@ -10,7 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
-tulip_install_packages "${tulip_required_packages[@]}" clang-16
+# clang-16 alone (without recommends) lacks the sanitizer runtimes that the tsan build links.
+tulip_install_packages "${tulip_required_packages[@]}" clang-16 libclang-rt-16-dev
 jobs=2
 builds=${TULIP_TEST_BUILDS:-gcc clang asan tsan}
 summary=()
