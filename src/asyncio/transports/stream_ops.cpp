@@ -1,6 +1,7 @@
 #include "stream_ops.hpp"
 
 #include <cerrno>
+#include <utility>
 
 #include "tulip/asyncio/events.hpp"
 
@@ -33,13 +34,13 @@ StreamOps::StreamOps(EventLoop& loop, int fd, StreamOpsOwner& owner)
     send_.kind = OpKind::send;
     send_.fd = fd;
     send_.complete = &StreamOps::on_send_complete;
-    send_.msg.msg_iov = iov_;
     send_.self = this;
 }
 
 StreamOps::~StreamOps() {
     node_->cancel();
     give_back_queued();
+    send_finished();
 }
 
 // --- reading ----------------------------------------------------------------------------------
@@ -149,6 +150,8 @@ void StreamOps::send(WriteBuffer& pending) {
 }
 
 void StreamOps::submit_send() {
+    if (!iov_) iov_ = static_cast<iovec*>(block_cache::allocate(kMaxIov * sizeof(iovec)));
+    send_.msg.msg_iov = iov_;
     send_.msg.msg_iovlen = static_cast<std::size_t>(in_flight_.gather(iov_, kMaxIov));
     backend_.submit(send_);
     send_.in_backend = true;
@@ -159,13 +162,13 @@ void StreamOps::on_send_complete(Operation& op, int result) noexcept {
     StreamOps& s = *r.self;
     r.in_backend = false;
     if (!s.owner_) {
-        s.in_flight_.clear();
+        s.send_finished();
         if (s.releasable()) delete &s;
         return;
     }
     if (result < 0 || s.send_cancelled_) {
         bool cancelled = std::exchange(s.send_cancelled_, false);
-        s.in_flight_.clear();
+        s.send_finished();
         if (result < 0 && !cancelled) {
             s.send_result_ = result;
             s.schedule();
@@ -177,21 +180,29 @@ void StreamOps::on_send_complete(Operation& op, int result) noexcept {
         try {
             s.submit_send();
         } catch (...) {
-            s.in_flight_.clear();
+            s.send_finished();
             s.send_result_ = -EIO;
             s.schedule();
         }
         return;
     }
+    s.send_finished();
     s.send_result_ = 1;
     s.schedule();
+}
+
+void StreamOps::send_finished() noexcept {
+    in_flight_.clear();
+    if (iov_) block_cache::deallocate(std::exchange(iov_, nullptr), kMaxIov * sizeof(iovec));
+    send_.msg.msg_iov = nullptr;
+    send_.msg.msg_iovlen = 0;
 }
 
 void StreamOps::cancel_send() noexcept {
     if (send_.in_backend && backend_.cancel(send_)) send_.in_backend = false;
     // The chunks stay until the final completion: the kernel may still be reading them.
     if (send_.in_backend) send_cancelled_ = true;
-    else in_flight_.clear();
+    else send_finished();
     send_result_ = 0;
 }
 
@@ -215,7 +226,7 @@ void StreamOps::release() noexcept {
     give_back_queued();
     if (recv_.in_backend && backend_.cancel(recv_)) recv_.in_backend = false;
     if (send_.in_backend && backend_.cancel(send_)) send_.in_backend = false;
-    if (!send_.in_backend) in_flight_.clear();
+    if (!send_.in_backend) send_finished();
     backend_.forget(recv_.fd);
     if (releasable()) delete this;
 }

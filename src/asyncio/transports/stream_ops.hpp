@@ -83,8 +83,8 @@ private:
         std::uint16_t buffer_id;
     };
     class DispatchNode;
-    // Chunks coalesce up to 16 KiB, so 16 iovecs carry up to 256 KiB per send; more would cost
-    // every connection memory (an idle one should stay under 1 KiB).
+    // Chunks coalesce up to 16 KiB, so 16 iovecs carry up to 256 KiB per send. They are taken
+    // from the block cache only while a send is in flight: an idle connection keeps none.
     static constexpr int kMaxIov = 16;
 
     StreamOps(EventLoop& loop, int fd, StreamOpsOwner& owner);
@@ -92,6 +92,7 @@ private:
 
     void submit_recv();
     void submit_send();
+    void send_finished() noexcept;  // frees the chunks and the iovecs
     static void on_recv_complete(Operation& op, int result) noexcept;
     static void on_send_complete(Operation& op, int result) noexcept;
     void queue_buffer(std::uint16_t id, std::uint32_t bytes) noexcept;
@@ -107,7 +108,7 @@ private:
     StreamOpsOwner* owner_;
     Op recv_;
     Op send_;
-    iovec iov_[kMaxIov];
+    iovec* iov_ = nullptr;            // kMaxIov of them while a send is in flight
     WriteBuffer in_flight_;           // what send() took over, until the kernel took it all
     std::vector<Received> received_;  // delivered from received_head_ on
     std::size_t received_head_ = 0;
