@@ -326,8 +326,9 @@ void SocketTransport::write(std::span<const std::byte> data) {
 void SocketTransport::write_native(std::span<const std::byte> data) {
     // As on every backend, a write with nothing queued tries send() at once: nothing is copied
     // when it all goes out, and the peer sees the bytes before write() returns, as Python's
-    // selector transports do. Only the rest goes through the backend's send operation.
-    if (write_drained()) {
+    // selector transports do. Only the rest goes through the backend's send operation; so do
+    // the writes made while several received buffers are handed over (on_batch_end).
+    if (write_drained() && !ops_->batching()) {
         std::ptrdiff_t n = send_some(data);
         if (n < 0) {
             fatal_os_error(static_cast<int>(-n), "send");
@@ -337,7 +338,12 @@ void SocketTransport::write_native(std::span<const std::byte> data) {
         if (data.empty()) return;
     }
     buffer_.append(data);
-    if (!ops_->sending()) send_native();
+    if (!ops_->sending() && !ops_->batching()) send_native();
+}
+
+void SocketTransport::on_batch_end() {
+    // What the protocol wrote while a batch of reads was handed over goes out as one send.
+    if (!conn_lost_ && !buffer_.empty() && !ops_->sending()) send_native();
 }
 
 void SocketTransport::send_native() {

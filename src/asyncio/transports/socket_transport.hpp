@@ -82,6 +82,7 @@ private:
     void on_fd_events(std::uint32_t events) override;
     // Completion backends: StreamOps results.
     void on_received(std::span<const std::byte> data) override;
+    void on_batch_end() override;
     void on_read_end(int result) override;
     void on_sent(int result) override;
     void loop_closing() noexcept override;

@@ -113,6 +113,7 @@ void StreamOps::end_read(int result) noexcept {
 }
 
 void StreamOps::deliver_received() {
+    batching_ = received_.size() - received_head_ > 1;
     // The owner may turn reading off or release from inside a call: check before each item.
     while (owner_ && read_wanted_ && received_head_ < received_.size()) {
         Received item = received_[received_head_++];
@@ -124,6 +125,7 @@ void StreamOps::deliver_received() {
         } give_back{backend_, item.buffer_id};
         owner_->on_received({backend_.provided_buffer(item.buffer_id), item.bytes});
     }
+    if (std::exchange(batching_, false) && owner_) owner_->on_batch_end();
     if (received_head_ == received_.size()) {
         received_.clear();  // keeps its capacity: no allocation per message
         received_head_ = 0;

@@ -39,6 +39,8 @@ class StreamOpsOwner {
 public:
     // Bytes received, valid during the call only.
     virtual void on_received(std::span<const std::byte> data) = 0;
+    // The last on_received() of a batch of several ended (see batching()).
+    virtual void on_batch_end() = 0;
     // The read side ended: 0 at EOF, or -errno.
     virtual void on_read_end(int result) = 0;
     // Everything passed to send() went out (result 0), or the send failed (-errno; the rest of
@@ -58,6 +60,10 @@ public:
     // throws on submit.
     void want_read(bool on);
     bool wants_read() const noexcept { return read_wanted_; }
+    // True while several received buffers are being handed over in a row: the owner may hold its
+    // writes back until on_batch_end() and send them as one (a 64 KiB message arrives as
+    // several buffers; one send per buffer would cost a syscall each).
+    bool batching() const noexcept { return batching_; }
 
     // Takes every chunk of `pending` (which is left empty) and sends it; one send at a time.
     void send(WriteBuffer& pending);
@@ -119,6 +125,7 @@ private:
     bool end_pending_ = false;        // ... which the owner has not been told yet
     int end_result_ = 0;              // 0 (EOF) or -errno
     bool send_cancelled_ = false;
+    bool batching_ = false;
     bool queued_ = false;
 };
 
