@@ -123,8 +123,8 @@ public:
     // Required before closing an fd that socket operations used, since the number is reused.
     virtual void forget(int fd) noexcept = 0;
 
-    static constexpr std::uint32_t kDefaultBufferCount = 512;
-    static constexpr std::uint32_t kDefaultBufferSize = 8192;
+    static constexpr std::uint32_t kDefaultBufferCount = 128;
+    static constexpr std::uint32_t kDefaultBufferSize = 32768;
 };
 
 // `requested` is "epoll", "io_uring", "poll", "select", or empty for TULIP_BACKEND and then the
