@@ -109,3 +109,32 @@ TEST_CASE_METHOD(LoopFixture, "transport: reading paused while data arrives lose
         CHECK_FALSE(p->lost_exc);
     }());
 }
+
+TEST_CASE_METHOD(LoopFixture, "transport: abort() inside data_received stops delivery at once, with more data pending",
+                 "[transports][inflight]") {
+    run([&]() -> asyncio::Coro<> {
+        auto [ours, peer] = tulip::socket::socketpair();
+        // Several deliveries' worth is waiting before reading starts (on io_uring: several
+        // provided buffers completing in one batch): as much as the socket takes.
+        peer.setblocking(false);
+        const std::string chunk = pattern(64 * 1024, 3);
+        std::size_t queued = 0;
+        while (::send(peer.fileno(), chunk.data(), chunk.size(), MSG_DONTWAIT) > 0) queued += chunk.size();
+        REQUIRE(queued >= 64 * 1024);
+        auto [t, p] = co_await loop().connect_accepted_socket([] { return std::make_shared<Recorder>(); },
+                                                              std::move(ours));
+        int calls = 0;
+        asyncio::Transport* transport = t.get();
+        p->on_data = [&calls, transport](std::string_view) {
+            ++calls;
+            transport->abort();
+        };
+        co_await p->until_lost();
+        CHECK(calls == 1);
+        CHECK(p->lost == 1);
+        CHECK_FALSE(p->lost_exc);
+        CHECK(t->socket()->fileno() == -1);
+        co_await asyncio::sleep(0);
+        CHECK(calls == 1);  // nothing delivered after the abort, even what was already queued
+    }());
+}
