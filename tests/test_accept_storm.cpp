@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "loop_fixture.hpp"
+#include "protocol_helpers.hpp"
 #include "tulip/asyncio.hpp"
 #include "tulip/socket.hpp"
 
@@ -56,15 +57,6 @@ public:
 
 private:
     ::rlimit saved_{};
-};
-
-class EchoBack final : public asyncio::Protocol {
-public:
-    void connection_made(asyncio::Transport& t) override { transport_ = &t; }
-    void data_received(std::string_view data) override { transport_->write(data); }
-
-private:
-    asyncio::Transport* transport_ = nullptr;
 };
 
 struct Tally {
@@ -127,7 +119,7 @@ TEST_CASE_METHOD(LoopFixture, "accept storm: 10k connects against backlog 128 ar
     REQUIRE(RaisedFdLimit::current() > 2 * width + 100);
     Tally tally;
     run([&]() -> asyncio::Coro<> {
-        auto factory = [] { return std::make_shared<EchoBack>(); };
+        auto factory = [] { return std::make_shared<tulip::testing::EchoBack>(); };
         asyncio::ServerOptions options;
         options.backlog = backlog;
         auto server = co_await loop().create_server(factory, std::string("127.0.0.1"), 0, std::move(options));

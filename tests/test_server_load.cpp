@@ -10,36 +10,13 @@
 #include <vector>
 
 #include "loop_fixture.hpp"
+#include "protocol_helpers.hpp"
 #include "tulip/asyncio.hpp"
 
 namespace asyncio = tulip::asyncio;
 using tulip::testing::LoopFixture;
 
 namespace {
-
-// Echoes, and closes after the peer's EOF once everything is written back (eof_received's
-// default: false closes the transport, and close() flushes first).
-class EchoBack final : public asyncio::Protocol {
-public:
-    void connection_made(asyncio::Transport& t) override { transport_ = &t; }
-    void data_received(std::string_view data) override { transport_->write(data); }
-
-private:
-    asyncio::Transport* transport_ = nullptr;
-};
-
-// A payload that differs per connection and per byte, so a mixed-up or reordered echo shows.
-std::string payload_for(std::size_t index, std::size_t size) {
-    std::string s(size, '\0');
-    std::uint32_t x = static_cast<std::uint32_t>(index) * 2654435761u + 1;
-    for (auto& c : s) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        c = static_cast<char>(x);
-    }
-    return s;
-}
 
 // How many connections this process can hold: both ends are ours, so two fds each, plus
 // headroom. The soft limit is raised to the hard one first; select stops at FD_SETSIZE.
@@ -57,7 +34,7 @@ std::size_t connections_possible(std::size_t wanted, std::string_view backend) {
 }
 
 asyncio::Coro<bool> echo_one(int port, std::size_t index) {
-    std::string sent = payload_for(index, 4096 + index % 977);
+    std::string sent = tulip::testing::patterned_bytes(4096 + index % 977, static_cast<std::uint32_t>(index));
     auto [reader, writer] = co_await asyncio::open_connection(std::string("127.0.0.1"), port);
     writer.write(sent);
     co_await writer.drain();
@@ -70,25 +47,28 @@ asyncio::Coro<bool> echo_one(int port, std::size_t index) {
 
 }  // namespace
 
+// Runs n clients at once against one echo server; returns how many got their own bytes back.
+static asyncio::Coro<std::size_t> echo_load(asyncio::EventLoop& loop, std::size_t n) {
+    auto factory = [] { return std::make_shared<tulip::testing::EchoBack>(); };
+    asyncio::ServerOptions options;
+    options.backlog = 1024;  // all of them connect at once: an accept storm in small
+    auto server = co_await loop.create_server(factory, std::string("127.0.0.1"), 0, std::move(options));
+    int port = server->sockets().at(0).getsockname().port();
+    std::vector<asyncio::Task<bool>> clients;
+    clients.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) clients.push_back(asyncio::create_task(echo_one(port, i)));
+    std::size_t good = 0;
+    for (auto& c : clients) good += (co_await c) ? 1 : 0;
+    server->close();
+    co_await server->wait_closed();
+    co_return good;
+}
+
 TEST_CASE_METHOD(LoopFixture, "server: 1,000 concurrent connections each echo their own bytes", "[server][load]") {
     const std::size_t n = connections_possible(1000, loop().backend_name());
     if (n < 1000) WARN("running " << n << " connections on " << loop().backend_name() << " (fd limits)");
     REQUIRE(n >= 100);
-    std::size_t good = 0;
-    run([&]() -> asyncio::Coro<> {
-        auto factory = [] { return std::make_shared<EchoBack>(); };
-        asyncio::ServerOptions options;
-        options.backlog = 1024;  // all of them connect at once: an accept storm in small
-        auto server = co_await loop().create_server(factory, std::string("127.0.0.1"), 0, std::move(options));
-        int port = server->sockets().at(0).getsockname().port();
-        std::vector<asyncio::Task<bool>> clients;
-        clients.reserve(n);
-        for (std::size_t i = 0; i < n; ++i) clients.push_back(asyncio::create_task(echo_one(port, i)));
-        for (auto& c : clients) good += (co_await c) ? 1 : 0;
-        server->close();
-        co_await server->wait_closed();
-    }());
-    CHECK(good == n);
+    CHECK(run(echo_load(loop(), n)) == n);
 }
 
 namespace {
@@ -113,19 +93,5 @@ private:
 TEST_CASE_METHOD(SmallReadPoolFixture, "server: 1,000 busy connections share 16 read buffers", "[server][load]") {
     const std::size_t n = connections_possible(1000, loop().backend_name());
     REQUIRE(n >= 100);
-    std::size_t good = 0;
-    run([&]() -> asyncio::Coro<> {
-        auto factory = [] { return std::make_shared<EchoBack>(); };
-        asyncio::ServerOptions options;
-        options.backlog = 1024;
-        auto server = co_await loop().create_server(factory, std::string("127.0.0.1"), 0, std::move(options));
-        int port = server->sockets().at(0).getsockname().port();
-        std::vector<asyncio::Task<bool>> clients;
-        clients.reserve(n);
-        for (std::size_t i = 0; i < n; ++i) clients.push_back(asyncio::create_task(echo_one(port, i)));
-        for (auto& c : clients) good += (co_await c) ? 1 : 0;
-        server->close();
-        co_await server->wait_closed();
-    }());
-    CHECK(good == n);
+    CHECK(run(echo_load(loop(), n)) == n);
 }

@@ -22,17 +22,18 @@ using tulip::testing::Recorder;
 
 namespace {
 
-// Bytes that differ along the stream, so that a lost or reordered piece shows.
-std::string pattern(std::size_t size, std::uint32_t seed) {
-    std::string s(size, '\0');
-    std::uint32_t x = seed * 2654435761u + 1;
-    for (auto& c : s) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        c = static_cast<char>(x);
-    }
-    return s;
+struct Opened {
+    std::shared_ptr<asyncio::Transport> transport;
+    std::shared_ptr<Recorder> protocol;
+    Socket peer;  // the other end, non-blocking
+};
+
+// A transport on one end of a socketpair.
+asyncio::Coro<Opened> open_pair(asyncio::EventLoop& loop) {
+    auto [ours, peer] = tulip::socket::socketpair();
+    peer.setblocking(false);
+    auto [t, p] = co_await loop.connect_accepted_socket([] { return std::make_shared<Recorder>(); }, std::move(ours));
+    co_return Opened{t, p, std::move(peer)};
 }
 
 // Reads everything until EOF through the loop, from a non-blocking socket.
@@ -51,15 +52,13 @@ asyncio::Coro<std::string> read_to_eof(Socket& s) {
 TEST_CASE_METHOD(LoopFixture, "transport: close() with sends in flight delivers every byte, then EOF",
                  "[transports][inflight]") {
     run([&]() -> asyncio::Coro<> {
-        auto [ours, peer] = tulip::socket::socketpair();
-        peer.setblocking(false);
-        auto [t, p] = co_await loop().connect_accepted_socket([] { return std::make_shared<Recorder>(); },
-                                                              std::move(ours));
+        Opened opened = co_await open_pair(loop());
+        auto& [t, p, peer] = opened;
         // Far more than the socket buffers hold: most of it is queued or with the kernel when
         // close() comes, and the peer has not read anything yet.
         std::string sent;
         for (std::uint32_t i = 0; i < 48; ++i) {
-            std::string piece = pattern(64 * 1024 + i * 97, i);
+            std::string piece = tulip::testing::patterned_bytes(64 * 1024 + i * 97, i);
             t->write(piece);
             sent += piece;
         }
@@ -79,15 +78,13 @@ TEST_CASE_METHOD(LoopFixture, "transport: close() with sends in flight delivers 
 TEST_CASE_METHOD(LoopFixture, "transport: reading paused while data arrives loses and reorders nothing",
                  "[transports][inflight]") {
     run([&]() -> asyncio::Coro<> {
-        auto [ours, peer] = tulip::socket::socketpair();
-        peer.setblocking(false);
-        auto [t, p] = co_await loop().connect_accepted_socket([] { return std::make_shared<Recorder>(); },
-                                                              std::move(ours));
+        Opened opened = co_await open_pair(loop());
+        auto& [t, p, peer] = opened;
         // Pause after each delivery; the test resumes after every round, while more is in the
         // socket (and, on io_uring, possibly already in provided buffers).
         asyncio::Transport* transport = t.get();
         p->on_data = [transport](std::string_view) { transport->pause_reading(); };
-        std::string sent = pattern(3 * 1024 * 1024 + 12345, 7);
+        std::string sent = tulip::testing::patterned_bytes(3 * 1024 * 1024 + 12345, 7);
         auto send_all = [&]() -> asyncio::Coro<> {
             co_await loop().sock_sendall(peer, std::string_view(sent));
             peer.shutdown(SHUT_WR);
@@ -117,7 +114,7 @@ TEST_CASE_METHOD(LoopFixture, "transport: abort() inside data_received stops del
         // Several deliveries' worth is waiting before reading starts (on io_uring: several
         // provided buffers completing in one batch): as much as the socket takes.
         peer.setblocking(false);
-        const std::string chunk = pattern(64 * 1024, 3);
+        const std::string chunk = tulip::testing::patterned_bytes(64 * 1024, 3);
         std::size_t queued = 0;
         while (::send(peer.fileno(), chunk.data(), chunk.size(), MSG_DONTWAIT) > 0) queued += chunk.size();
         REQUIRE(queued >= 64 * 1024);

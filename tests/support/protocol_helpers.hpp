@@ -2,6 +2,7 @@
 // wait (with a generous timeout, only to catch hangs) until a condition holds.
 #pragma once
 
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <optional>
@@ -11,6 +12,31 @@
 #include "tulip/asyncio.hpp"
 
 namespace tulip::testing {
+
+// Bytes that differ along the stream and from seed to seed, so that a lost, mixed-up or
+// reordered piece shows (xorshift32).
+inline std::string patterned_bytes(std::size_t size, std::uint32_t seed) {
+    std::string s(size, '\0');
+    std::uint32_t x = seed * 2654435761u + 1;
+    for (auto& c : s) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        c = static_cast<char>(x);
+    }
+    return s;
+}
+
+// Echoes everything back; on the peer's EOF it closes once everything is written back
+// (eof_received's default false closes the transport, and close() flushes first).
+class EchoBack final : public asyncio::Protocol {
+public:
+    void connection_made(asyncio::Transport& t) override { transport_ = &t; }
+    void data_received(std::string_view data) override { transport_->write(data); }
+
+private:
+    asyncio::Transport* transport_ = nullptr;
+};
 
 // Wakes a waiting test each time something changes.
 class Changes {

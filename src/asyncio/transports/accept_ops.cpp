@@ -8,27 +8,12 @@
 
 namespace tulip::asyncio::detail {
 
-class AcceptOps::DispatchNode final : public HandleNode {
-public:
-    explicit DispatchNode(AcceptOps* ops) : ops_(ops) {}
-    std::string describe() const override { return "server accept"; }
-
-protected:
-    void invoke() override {
-        if (ops_) ops_->dispatch();
-    }
-    void drop_callback() noexcept override { ops_ = nullptr; }
-
-private:
-    AcceptOps* ops_;
-};
-
 AcceptOps* AcceptOps::create(EventLoop& loop, int listen_fd, AcceptOpsOwner& owner) {
     return new AcceptOps(loop, listen_fd, owner);
 }
 
 AcceptOps::AcceptOps(EventLoop& loop, int listen_fd, AcceptOpsOwner& owner)
-    : loop_(loop), backend_(loop.backend()), owner_(&owner), node_(new DispatchNode(this)) {
+    : loop_(loop), backend_(loop.backend()), owner_(&owner), node_(new DispatchNode<AcceptOps>(this, "server accept")) {
     op_.kind = OpKind::accept;
     op_.flags = kMultishot;  // addresses are not asked for: the transport reads peername itself
     op_.fd = listen_fd;

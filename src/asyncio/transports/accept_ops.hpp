@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../../backend/backend.hpp"
+#include "dispatch_node.hpp"
 #include "tulip/asyncio/detail/handle_node.hpp"
 #include "tulip/asyncio/detail/ref.hpp"
 
@@ -47,7 +48,7 @@ private:
         AcceptOps* self = nullptr;
         bool in_backend = false;
     };
-    class DispatchNode;
+    friend class DispatchNode<AcceptOps>;
 
     AcceptOps(EventLoop& loop, int listen_fd, AcceptOpsOwner& owner);
     ~AcceptOps();

@@ -4,25 +4,10 @@
 
 namespace tulip::asyncio::detail {
 
-class FdWatch::DispatchNode final : public HandleNode {
-public:
-    explicit DispatchNode(FdWatch* watch) : watch_(watch) {}
-    std::string describe() const override { return "transport I/O"; }
-
-protected:
-    void invoke() override {
-        if (watch_) watch_->dispatch();
-    }
-    void drop_callback() noexcept override { watch_ = nullptr; }
-
-private:
-    FdWatch* watch_;
-};
-
 FdWatch* FdWatch::create(EventLoop& loop, int fd, FdWatchOwner& owner) { return new FdWatch(loop, fd, owner); }
 
 FdWatch::FdWatch(EventLoop& loop, int fd, FdWatchOwner& owner)
-    : loop_(loop), owner_(&owner), node_(new DispatchNode(this)) {
+    : loop_(loop), owner_(&owner), node_(new DispatchNode<FdWatch>(this, "transport I/O")) {
     for (Direction* d : {&read_, &write_}) {
         d->kind = OpKind::poll;
         d->fd = fd;

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "../../backend/backend.hpp"
+#include "dispatch_node.hpp"
 #include "tulip/asyncio/detail/handle_node.hpp"
 #include "tulip/asyncio/detail/ref.hpp"
 
@@ -52,7 +53,7 @@ private:
         bool wanted = false;      // the owner's interest
         bool in_backend = false;  // submitted and not yet released by the backend
     };
-    class DispatchNode;
+    friend class DispatchNode<FdWatch>;
 
     FdWatch(EventLoop& loop, int fd, FdWatchOwner& owner);
     ~FdWatch();

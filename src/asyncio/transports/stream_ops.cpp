@@ -7,25 +7,10 @@
 
 namespace tulip::asyncio::detail {
 
-class StreamOps::DispatchNode final : public HandleNode {
-public:
-    explicit DispatchNode(StreamOps* ops) : ops_(ops) {}
-    std::string describe() const override { return "transport I/O"; }
-
-protected:
-    void invoke() override {
-        if (ops_) ops_->dispatch();
-    }
-    void drop_callback() noexcept override { ops_ = nullptr; }
-
-private:
-    StreamOps* ops_;
-};
-
 StreamOps* StreamOps::create(EventLoop& loop, int fd, StreamOpsOwner& owner) { return new StreamOps(loop, fd, owner); }
 
 StreamOps::StreamOps(EventLoop& loop, int fd, StreamOpsOwner& owner)
-    : loop_(loop), backend_(loop.backend()), owner_(&owner), node_(new DispatchNode(this)) {
+    : loop_(loop), backend_(loop.backend()), owner_(&owner), node_(new DispatchNode<StreamOps>(this, "transport I/O")) {
     recv_.kind = OpKind::recv;
     recv_.flags = kMultishot | kProvidedBuffer;
     recv_.fd = fd;

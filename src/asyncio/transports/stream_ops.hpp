@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "../../backend/backend.hpp"
+#include "dispatch_node.hpp"
 #include "tulip/asyncio/detail/handle_node.hpp"
 #include "tulip/asyncio/detail/ref.hpp"
 #include "write_buffer.hpp"
@@ -88,7 +89,7 @@ private:
         std::uint32_t bytes;
         std::uint16_t buffer_id;
     };
-    class DispatchNode;
+    friend class DispatchNode<StreamOps>;
     // Chunks coalesce up to 16 KiB, so 16 iovecs carry up to 256 KiB per send. They are taken
     // from the block cache only while a send is in flight: an idle connection keeps none.
     static constexpr int kMaxIov = 16;
