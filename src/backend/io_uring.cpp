@@ -145,6 +145,7 @@ public:
     std::uint32_t provided_buffer_size() const noexcept override { return pool_.size(); }
 
     void give_back(std::uint16_t id) noexcept override {
+        if (buffers_out_ > 0) --buffers_out_;
         io_uring_buf_ring_add(buf_ring_, pool_.data(id), pool_.size(), id, buf_mask_, 0);
         io_uring_buf_ring_advance(buf_ring_, 1);
         // One waiting recv per returned buffer, oldest first.
@@ -245,7 +246,10 @@ private:
     }
 
     void finish(Operation& op, int res, unsigned cqe_flags) noexcept {
-        if (cqe_flags & IORING_CQE_F_BUFFER) op.buffer_id = static_cast<std::uint16_t>(cqe_flags >> IORING_CQE_BUFFER_SHIFT);
+        if (cqe_flags & IORING_CQE_F_BUFFER) {
+            op.buffer_id = static_cast<std::uint16_t>(cqe_flags >> IORING_CQE_BUFFER_SHIFT);
+            ++buffers_out_;
+        }
         if (cqe_flags & IORING_CQE_F_MORE) {  // a multishot operation goes on
             deliver(op, res, true);
             return;
@@ -254,8 +258,11 @@ private:
         --in_flight_;
         if ((op.backend_state & kActive) && (op.flags & kMultishot) && !closing_) {
             if (op.kind == OpKind::recv && res == -ENOBUFS) {
-                // The buffer ring ran dry; the bytes wait in the socket until buffers come back.
-                starve(op);
+                // The buffer ring ran dry; the bytes wait in the socket until buffers come back:
+                // each give_back() re-arms one starved recv. If every buffer came back before
+                // this completion was reaped, no give_back() is coming: arm again at once.
+                if (buffers_out_ == 0) arm(op);
+                else starve(op);
                 return;
             }
             // Ended without an error (CQ overflow, the kernel's own limits): go on. Arm before
@@ -364,6 +371,7 @@ private:
     io_uring_buf_ring* buf_ring_ = nullptr;
     std::size_t buf_ring_bytes_ = 0;
     int buf_mask_ = 0;
+    std::size_t buffers_out_ = 0;  // delivered by completions and not given back yet
     Operation* starved_head_ = nullptr;
     Operation* starved_tail_ = nullptr;
 };
