@@ -104,6 +104,39 @@ TEST_CASE_METHOD(LoopFixture, "server: echo round trip with create_server and cr
     }());
 }
 
+TEST_CASE_METHOD(LoopFixture, "server: data_received closes the server while an accept is already queued",
+                 "[server]") {
+    // The connection's data arrives before the next client connects, so the epoll backend queues
+    // the transport's event first and the listener's after it, in one iteration: closing the
+    // server releases the listener's watch while it is still queued (ASan checks the lifetime).
+    run([&]() -> asyncio::Coro<> {
+        std::shared_ptr<asyncio::Server> server;
+        std::shared_ptr<Recorder> first;
+        int made = 0;
+        auto factory = [&] {
+            auto r = std::make_shared<Recorder>();
+            if (!first) {
+                first = r;
+                r->on_data = [&](std::string_view) { server->close(); };
+            }
+            ++made;
+            return r;
+        };
+        server = co_await loop().create_server(factory, std::string("127.0.0.1"), 0);
+        Socket a = tulip::socket::create_connection("127.0.0.1", port_of(*server));
+        while (!first || first->made == 0) co_await asyncio::sleep(0);
+        a.sendall("x");
+        Socket b = tulip::socket::create_connection("127.0.0.1", port_of(*server));
+        co_await first->until([&] { return first->data == "x"; });
+        CHECK_FALSE(server->is_serving());
+        if (loop().backend_name() == "epoll") CHECK(made == 1);  // closed before it accepted b
+        a.close();
+        b.close();
+        co_await server->wait_closed();
+        CHECK(server->active_connections() == 0);
+    }());
+}
+
 TEST_CASE_METHOD(LoopFixture, "server: wait_closed waits for the connections; close is idempotent", "[server]") {
     run([&]() -> asyncio::Coro<> {
         auto server = co_await echo_server(loop());

@@ -241,6 +241,36 @@ TEST_CASE_METHOD(LoopFixture, "transport: data_received that throws goes to the 
     }());
 }
 
+TEST_CASE_METHOD(LoopFixture, "transport: aborting another transport whose events are already queued",
+                 "[transports]") {
+    // Both sockets become readable before the loop polls, so a readiness backend queues both
+    // transports' events in one iteration; the first one run aborts the other, whose queued
+    // event must then deliver nothing.
+    run([&]() -> asyncio::Coro<> {
+        Pair a = co_await make_pair(loop());
+        Pair b = co_await make_pair(loop());
+        a.protocol->on_data = [&](std::string_view) {
+            b.transport->abort();
+            a.transport->close();
+        };
+        b.protocol->on_data = [&](std::string_view) {
+            a.transport->abort();
+            b.transport->close();
+        };
+        a.peer.sendall("to a");
+        b.peer.sendall("to b");
+        co_await a.protocol->until_lost();
+        co_await b.protocol->until_lost();
+        CHECK(a.protocol->lost == 1);
+        CHECK(b.protocol->lost == 1);
+        CHECK(a.protocol->data.size() + b.protocol->data.size() >= 4);
+        if (loop().backend_name() != "io_uring") {  // readiness: one dispatch ran, the other was dropped
+            CHECK((a.protocol->data.empty() != b.protocol->data.empty()));
+        }
+        CHECK(take_handler_calls().empty());
+    }());
+}
+
 TEST_CASE_METHOD(LoopFixture, "transport: water marks call pause_writing/resume_writing in turn", "[transports]") {
     run([&]() -> asyncio::Coro<> {
         Pair p = co_await make_pair(loop(), true);

@@ -10,6 +10,7 @@
 
 #include "buffer_pool.hpp"
 #include "fd_table.hpp"
+#include "raw_syscalls.hpp"
 #include "readiness_ops.hpp"
 
 namespace tulip::asyncio::detail {
@@ -155,13 +156,13 @@ private:
             if (timeout_ns >= 0 && have_pwait2_) {
                 timespec ts{static_cast<time_t>(timeout_ns / 1'000'000'000),
                             static_cast<long>(timeout_ns % 1'000'000'000)};
-                n = ::epoll_pwait2(epfd_, events_, kMaxEvents, &ts, nullptr);
+                n = sys::epoll_pwait2(epfd_, events_, kMaxEvents, &ts);
                 if (n < 0 && errno == ENOSYS) {  // kernels before 5.11
                     have_pwait2_ = false;
                     continue;
                 }
             } else {
-                n = ::epoll_wait(epfd_, events_, kMaxEvents, timeout_ms_rounded_up(timeout_ns));
+                n = sys::epoll_wait(epfd_, events_, kMaxEvents, timeout_ms_rounded_up(timeout_ns));
             }
             if (n >= 0) return n;
             if (errno == EINTR) return 0;  // a signal: let the loop look at its queues

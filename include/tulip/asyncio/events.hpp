@@ -396,6 +396,8 @@ public:
         node.add_ref();
         ready_.push_handle(&node);
     }
+    // Dispatches the watch's events on the next iteration (it stays alive while queued).
+    void schedule_fd_watch(detail::FdWatch& watch) { ready_.push_fd_watch(&watch); }
     // Takes a reference on the task and steps it on the next iteration (no allocation).
     void schedule_task_step(detail::TaskCore& task);
     void register_task(detail::TaskCore& task) noexcept;
@@ -452,6 +454,7 @@ private:
     void move_due_timers();
     void run_entry(detail::ReadyQueue::Entry entry);
     void run_handle(detail::HandleNode& node);
+    void report_callback_exception(const std::string& what, detail::HandleNode* node) noexcept;
     void log_if_slow(std::int64_t started_ns, const char* what);
     void stop_when_done(detail::FutureStateBase& future);
     // run_until_complete's loop: runs until `future` is done, RuntimeError if stopped before.

@@ -7,7 +7,7 @@ namespace tulip::asyncio::detail {
 FdWatch* FdWatch::create(EventLoop& loop, int fd, FdWatchOwner& owner) { return new FdWatch(loop, fd, owner); }
 
 FdWatch::FdWatch(EventLoop& loop, int fd, FdWatchOwner& owner)
-    : loop_(loop), owner_(&owner), node_(new DispatchNode<FdWatch>(this, "transport I/O")) {
+    : loop_(loop), owner_(&owner) {
     for (Direction* d : {&read_, &write_}) {
         d->kind = OpKind::poll;
         d->fd = fd;
@@ -18,7 +18,7 @@ FdWatch::FdWatch(EventLoop& loop, int fd, FdWatchOwner& owner)
     write_.poll_events = kPollOut;
 }
 
-FdWatch::~FdWatch() { node_->cancel(); }
+FdWatch::~FdWatch() = default;
 
 void FdWatch::set_interest(Direction& d, bool on) {
     if (d.wanted == on) return;
@@ -76,15 +76,26 @@ void FdWatch::note(std::uint32_t events) noexcept {
     pending_ |= events;
     if (!queued_) {
         queued_ = true;
-        loop_.schedule_handle(*node_);
+        loop_.schedule_fd_watch(*this);
     }
 }
 
 void FdWatch::dispatch() {
     queued_ = false;
+    if (!owner_) {
+        if (releasable()) delete this;
+        return;
+    }
     std::uint32_t events = pending_;
     pending_ = 0;
-    if (owner_ && events) owner_->on_fd_events(events);
+    // Last: the owner may release (and so free) the watch.
+    if (events) owner_->on_fd_events(events);
+}
+
+void FdWatch::drop_queued() noexcept {
+    queued_ = false;
+    pending_ = 0;
+    if (releasable()) delete this;
 }
 
 }  // namespace tulip::asyncio::detail

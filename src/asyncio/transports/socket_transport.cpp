@@ -10,6 +10,7 @@
 #include <climits>
 #include <cstring>
 
+#include "../../backend/raw_syscalls.hpp"
 #include "loop_resources.hpp"
 #include "protocol_calls.hpp"
 #include "tulip/asyncio/events.hpp"
@@ -178,7 +179,7 @@ void SocketTransport::read_ready_stream() {
     // I/O: one recv into the loop's shared buffer; a short read means the socket is drained and
     // the next readiness event brings the rest.
     std::span<std::byte> buf = loop_.resources().read_buffer();
-    ssize_t n = ::recv(sock_.fileno(), buf.data(), buf.size(), 0);
+    ssize_t n = sys::recv(sock_.fileno(), buf.data(), buf.size(), 0);
     if (n < 0) {
         if (!is_would_block(errno)) fatal_os_error(errno, "recv");
         return;
@@ -204,7 +205,7 @@ void SocketTransport::read_ready_buffered() {
         return;
     }
     // I/O: straight into the protocol's buffer.
-    ssize_t n = ::recv(sock_.fileno(), buf.data(), buf.size(), 0);
+    ssize_t n = sys::recv(sock_.fileno(), buf.data(), buf.size(), 0);
     if (n < 0) {
         if (!is_would_block(errno)) fatal_os_error(errno, "recv");
         return;
@@ -275,7 +276,7 @@ void SocketTransport::eof_ready() {
 
 std::ptrdiff_t SocketTransport::send_some(std::span<const std::byte> data) noexcept {
     // I/O. MSG_NOSIGNAL: a reset peer is an EPIPE here, never a SIGPIPE for the process.
-    ssize_t n = ::send(sock_.fileno(), data.data(), data.size(), MSG_NOSIGNAL);
+    ssize_t n = sys::send(sock_.fileno(), data.data(), data.size(), MSG_NOSIGNAL);
     if (n >= 0) return n;
     return is_would_block(errno) ? 0 : -errno;
 }
