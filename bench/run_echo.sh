@@ -3,6 +3,7 @@
 # the peers a user would pick instead (Asio, CPython asyncio, uvloop), in one run.
 #
 #   bench/run_echo.sh [--quick] [--rounds=N] [--duration=S] [--warmup=S] [--only=A,B,...]
+#                     [--workloads=W,...] [--threads=T,...]
 #
 # Builds what is missing (bench/loadgen, echo_epoll, echo_uring, echo_asio if <asio.hpp> exists,
 # and examples/echo_server if the tree has it) in release mode in BUILD_DIR (default
@@ -18,6 +19,11 @@
 #
 # --quick: 1 round of 2 s after 0.5 s of warm-up (default: 3 rounds of 5 s after 1 s).
 # --only=epoll-floor,tulip-epoll-protocol,...: only these servers (the floor is needed for ratios).
+# --workloads=small,...: only these workloads (default: all four).
+# --threads=1,2: run each tulip server with each of these `--threads` (shards, one loop per
+# thread); T > 1 is named tulip-<backend>-<api>-t<T>. A server with several threads needs
+# several CPUs: pair it with SERVER_CPU=none LOAD_CPU=none (or SERVER_CPU=0,1), or its threads
+# share CPU 0.
 # tulip's servers are `echo_server --port N --backend B --api A`; TULIP_ECHO=path picks the
 # binary (default: BUILD_DIR's, else build/examples/echo_server). A server that is missing, does
 # not start, or fails a run is skipped with a note.
@@ -36,7 +42,7 @@ load_cpu=${LOAD_CPU:-1}
 port=${BENCH_PORT:-19100}
 chart=${CHART-docs/echo_benchmarks.png}
 results=bench/results
-rounds=3 duration=5 warmup=1 only=
+rounds=3 duration=5 warmup=1 only= only_workloads= tulip_threads=1
 for arg in "$@"; do
     case $arg in
         --quick) rounds=1 duration=2 warmup=0.5 ;;
@@ -44,11 +50,20 @@ for arg in "$@"; do
         --duration=*) duration=${arg#*=} ;;
         --warmup=*) warmup=${arg#*=} ;;
         --only=*) only=,${arg#*=}, ;;
-        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+        --workloads=*) only_workloads=,${arg#*=}, ;;
+        --threads=*) tulip_threads=${arg#*=} ;;
+        -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
         *) echo "run_echo.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
     esac
 done
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "run_echo.sh: --rounds must be a positive integer" >&2; exit 2; }
+[[ $tulip_threads =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] ||
+    { echo "run_echo.sh: --threads must be positive integers separated by commas, not '$tulip_threads'" >&2; exit 2; }
+workloads=()
+for w in "pingpong 1 64 1" "small 50 64 8" "medium 50 4096 4" "bulk 10 65536 2"; do
+    if [ -z "$only_workloads" ] || [[ $only_workloads == *",${w%% *},"* ]]; then workloads+=("$w"); fi
+done
+[ ${#workloads[@]} -gt 0 ] || { echo "run_echo.sh: --workloads matched none of pingpong, small, medium, bulk" >&2; exit 2; }
 
 # --- every process started here is stopped by its PID on exit -------------------------------
 # (the load generator runs in the foreground; the server of the moment is the only one running)
@@ -95,7 +110,10 @@ fi
 if [ -n "$tulip" ] && [ -x "$tulip" ]; then
     for api in protocol streams; do
         for backend in io_uring epoll poll select; do
-            add "tulip-$backend-$api" "$tulip --backend $backend --api $api"
+            for t in ${tulip_threads//,/ }; do
+                if [ "$t" = 1 ]; then add "tulip-$backend-$api" "$tulip --backend $backend --api $api"
+                else add "tulip-$backend-$api-t$t" "$tulip --backend $backend --api $api --threads $t"; fi
+            done
         done
     done
 else
@@ -142,7 +160,6 @@ stop_server() {
     server_pid=
 }
 
-workloads=("pingpong 1 64 1" "small 50 64 8" "medium 50 4096 4" "bulk 10 65536 2")
 mkdir -p "$results"
 raw=$results/echo_raw.txt
 : >"$raw"

@@ -1,14 +1,19 @@
 // The echo server the benchmarks run: every byte a client sends comes back.
 //
 //     echo_server --port N [--backend io_uring|epoll|poll|select] [--api protocol|streams]
+//                 [--threads T]
 //
 // Listens on 127.0.0.1:N (N = 0: a free port), with TCP_NODELAY on each connection (transports
-// set it), and runs until SIGINT or SIGTERM, then closes cleanly and exits 0. Prints
-// "echo_server: listening on 127.0.0.1:<port> (<backend>, <api>)" once ready. Bad arguments: a
-// usage message and exit code 2.
+// set it), and runs until SIGINT or SIGTERM, then closes cleanly and exits 0. With --threads T
+// (default 1) it runs T shards (asyncio::run_sharded): T threads, each with its own loop and its
+// own listener on the same port (SO_REUSEPORT), the kernel spreading the connections over them.
+// Prints "echo_server: listening on 127.0.0.1:<port> (<backend>, <api>, <T> threads)" once every
+// shard listens. Bad arguments: a usage message and exit code 2.
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <future>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -49,23 +54,32 @@ asyncio::Coro<> echo_stream(asyncio::StreamReader reader, asyncio::StreamWriter 
     writer.close();
 }
 
-asyncio::Coro<std::shared_ptr<asyncio::Server>> listen(asyncio::EventLoop& loop, const std::string& api, int port) {
-    if (api == "streams") co_return co_await asyncio::start_server(echo_stream, std::string("127.0.0.1"), port);
+asyncio::Coro<std::shared_ptr<asyncio::Server>> listen(asyncio::EventLoop& loop, const std::string& api, int port,
+                                                        bool reuse_port) {
+    asyncio::ServerOptions options;
+    options.reuse_port = reuse_port;
+    if (api == "streams")
+        co_return co_await asyncio::start_server(echo_stream, std::string("127.0.0.1"), port,
+                                                 asyncio::stream_default_limit, std::move(options));
     auto factory = [] { return std::make_shared<Echo>(); };
-    co_return co_await loop.create_server(factory, std::string("127.0.0.1"), port);
+    co_return co_await loop.create_server(factory, std::string("127.0.0.1"), port, std::move(options));
 }
 
 struct Args {
     int port = -1;
     std::string backend;
     std::string api = "protocol";
+    int threads = 1;
 };
+
+constexpr int kMaxThreads = 1024;
 
 [[noreturn]] void usage(const std::string& why) {
     std::fprintf(stderr,
                  "echo_server: %s\n"
-                 "usage: echo_server --port N [--backend io_uring|epoll|poll|select] [--api protocol|streams]\n",
-                 why.c_str());
+                 "usage: echo_server --port N [--backend io_uring|epoll|poll|select] [--api protocol|streams]\n"
+                 "                   [--threads T (1..%d, default 1)]\n",
+                 why.c_str(), kMaxThreads);
     std::exit(2);
 }
 
@@ -85,6 +99,12 @@ Args parse(int argc, char** argv) {
             if (value != "io_uring" && value != "epoll" && value != "poll" && value != "select")
                 usage("unknown backend '" + value + "'");
             args.backend = value;
+        } else if (opt == "--threads") {
+            char* end = nullptr;
+            long t = std::strtol(value.c_str(), &end, 10);
+            if (value.empty() || *end || t < 1 || t > kMaxThreads)
+                usage("bad thread count '" + value + "' (1.." + std::to_string(kMaxThreads) + ")");
+            args.threads = static_cast<int>(t);
         } else if (opt == "--api") {
             if (value != "protocol" && value != "streams") usage("unknown api '" + value + "'");
             args.api = value;
@@ -96,26 +116,61 @@ Args parse(int argc, char** argv) {
     return args;
 }
 
+// What the shards share, all set before the first shard reads it or by one shard alone.
+struct Shared {
+    Args args;
+    std::promise<int> port_promise;  // shard 0's port: the others listen on the same one
+    std::shared_future<int> port = port_promise.get_future().share();
+    std::atomic<int> listening{0};
+};
+
+// One shard: listen, say so once all do, and serve until run_sharded cancels it on a signal.
+asyncio::Coro<> shard_main(Shared& shared, int shard) {
+    auto& loop = asyncio::get_running_loop();
+    const Args& args = shared.args;
+    // With port 0 every listener would get a port of its own: shard 0 picks it, the others
+    // wait for it (on a worker thread, leaving their loop free).
+    int port = args.port;
+    if (shard > 0 && args.threads > 1) {
+        auto wait_port = [port = shared.port] {
+            try {
+                return port.get();
+            } catch (...) {
+                return -1;  // shard 0 failed: its error is the one run_sharded reports
+            }
+        };
+        port = co_await asyncio::to_thread(wait_port);
+        if (port < 0) co_return;
+    }
+    std::shared_ptr<asyncio::Server> server;
+    try {
+        server = co_await listen(loop, args.api, port, args.threads > 1);
+    } catch (...) {
+        if (shard == 0) shared.port_promise.set_exception(std::current_exception());
+        throw;
+    }
+    if (shard == 0) shared.port_promise.set_value(server->sockets().at(0).getsockname().port());
+    if (++shared.listening == args.threads) {
+        std::printf("echo_server: listening on 127.0.0.1:%d (%s, %s, %d thread%s)\n", shared.port.get(),
+                    std::string(loop.backend_name()).c_str(), args.api.c_str(), args.threads,
+                    args.threads == 1 ? "" : "s");
+        std::fflush(stdout);
+    }
+    // Cancelled by run_sharded on SIGINT/SIGTERM; the loop's close then closes the connections.
+    co_await server->serve_forever();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    Args args = parse(argc, argv);
+    Shared shared;
+    shared.args = parse(argc, argv);
     try {
-        asyncio::EventLoop loop(asyncio::LoopOptions{.backend = args.backend});
-        asyncio::set_event_loop(&loop);
-        auto server = loop.run_until_complete(listen(loop, args.api, args.port));
-        int port = server->sockets().at(0).getsockname().port();
-        loop.add_signal_handler(SIGINT, [&loop] { loop.stop(); });
-        loop.add_signal_handler(SIGTERM, [&loop] { loop.stop(); });
-        std::printf("echo_server: listening on 127.0.0.1:%d (%s, %s)\n", port, std::string(loop.backend_name()).c_str(),
-                    args.api.c_str());
-        std::fflush(stdout);
-        loop.run_forever();
-        server->close();
-        loop.remove_signal_handler(SIGINT);
-        loop.remove_signal_handler(SIGTERM);
-        loop.close();  // closes the connections still open
-        asyncio::set_event_loop(nullptr);
+        asyncio::ShardedOptions options;
+        options.backend = shared.args.backend;
+        options.stop_signals = {SIGINT, SIGTERM};
+        auto main_fn = [&shared](int shard) { return shard_main(shared, shard); };
+        asyncio::run_sharded(shared.args.threads, main_fn, std::move(options));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "echo_server: %s\n", e.what());
         return 1;

@@ -15,6 +15,7 @@
 #include "tulip/asyncio/queues.hpp"
 #include "tulip/asyncio/runners.hpp"
 #include "tulip/asyncio/server.hpp"
+#include "tulip/asyncio/sharded.hpp"
 #include "tulip/asyncio/streams.hpp"
 #include "tulip/asyncio/taskgroups.hpp"
 #include "tulip/asyncio/tasks.hpp"
