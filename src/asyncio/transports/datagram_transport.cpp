@@ -7,6 +7,7 @@
 
 #include "loop_resources.hpp"
 #include "protocol_calls.hpp"
+#include "transport_errors.hpp"
 #include "tulip/asyncio/events.hpp"
 #include "tulip/log.hpp"
 
@@ -16,16 +17,6 @@ namespace {
 
 // Python's LOG_THRESHOLD_FOR_CONNLOST_WRITES.
 constexpr std::uint32_t kLogThresholdForConnLostWrites = 5;
-
-std::exception_ptr os_error(int err, const std::string& what) {
-    try {
-        raise_os_error(err, what);
-    } catch (...) {
-        return std::current_exception();
-    }
-}
-
-bool is_would_block(int err) noexcept { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
 
 }  // namespace
 
@@ -93,25 +84,9 @@ void DatagramSocketTransport::set_protocol(std::shared_ptr<BaseProtocol> protoco
 
 // --- extra info -------------------------------------------------------------------------------
 
-std::any DatagramSocketTransport::get_extra_info(std::string_view name) const {
-    if (name == "peername") {
-        if (auto a = peername()) return *a;
-    } else if (name == "sockname") {
-        if (auto a = sockname()) return *a;
-    } else if (name == "socket") {
-        if (sock_.fileno() >= 0) return socket();
-    }
-    return {};
-}
+std::any DatagramSocketTransport::get_extra_info(std::string_view name) const { return socket_extra_info(sock_, name); }
 
-std::optional<socket::Address> DatagramSocketTransport::sockname() const {
-    if (sock_.fileno() < 0) return std::nullopt;
-    try {
-        return sock_.getsockname();
-    } catch (const OSError&) {
-        return std::nullopt;
-    }
-}
+std::optional<socket::Address> DatagramSocketTransport::sockname() const { return socket_sockname(sock_); }
 
 // --- reading ----------------------------------------------------------------------------------
 
@@ -155,7 +130,7 @@ void DatagramSocketTransport::read_ready() {
 void DatagramSocketTransport::report_error(int err, const char* call) {
     if (!protocol_) return;
     try {
-        protocol_->error_received(os_error(err, std::string("datagram transport ") + call));
+        protocol_->error_received(make_os_error(err, std::string("datagram transport ") + call));
     } catch (...) {
         fatal_error(std::current_exception(), "Fatal error: protocol.error_received() call failed.");
     }

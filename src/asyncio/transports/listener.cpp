@@ -10,22 +10,11 @@
 #include <utility>
 
 #include "socket_transport.hpp"
+#include "transport_errors.hpp"
 #include "tulip/asyncio/events.hpp"
 #include "tulip/asyncio/server.hpp"
 
 namespace tulip::asyncio::detail {
-
-namespace {
-
-std::exception_ptr os_error(int err, const std::string& what) {
-    try {
-        raise_os_error(err, what);
-    } catch (...) {
-        return std::current_exception();
-    }
-}
-
-}  // namespace
 
 Listener::Listener(EventLoop& loop, Server& server, int fd) : loop_(loop), server_(server), fd_(fd) {
     if (loop.backend().native_socket_ops()) ops_ = AcceptOps::create(loop, fd, *this);
@@ -60,11 +49,11 @@ void Listener::on_accepted(int fd_or_error) {
 bool Listener::accept_failed(int err) {
     if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == ECONNABORTED) return true;
     if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-        loop_.call_exception_handler({"socket.accept() out of system resource", os_error(err, "accept"), {}, {}});
+        loop_.call_exception_handler({"socket.accept() out of system resource", make_os_error(err, "accept"), {}, {}});
         server_.pause_accepting_after_error();
         return false;
     }
-    loop_.call_exception_handler({"Error on accept()", os_error(err, "accept"), {}, {}});
+    loop_.call_exception_handler({"Error on accept()", make_os_error(err, "accept"), {}, {}});
     return true;
 }
 

@@ -7,19 +7,12 @@
 #include "loop_resources.hpp"
 #include "protocol_calls.hpp"
 #include "pipe_fd.hpp"
+#include "transport_errors.hpp"
 #include "tulip/asyncio/events.hpp"
 
 namespace tulip::asyncio::detail {
 
 namespace {
-
-std::exception_ptr os_error(int err, const std::string& what) {
-    try {
-        raise_os_error(err, what);
-    } catch (...) {
-        return std::current_exception();
-    }
-}
 
 [[noreturn]] void cannot_write() { throw RuntimeError("a read pipe transport cannot write"); }
 
@@ -110,7 +103,7 @@ void PipeReadTransport::read_ready() {
     ssize_t n = ::read(fd_, buf.data(), buf.size());
     if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            fatal_error(os_error(errno, "pipe transport read"), "Fatal read error on pipe transport");
+            fatal_error(make_os_error(errno, "pipe transport read"), "Fatal read error on pipe transport");
         return;
     }
     if (n == 0) {
@@ -153,14 +146,7 @@ void PipeReadTransport::close() {
 
 void PipeReadTransport::fatal_error(std::exception_ptr exc, const char* message) {
     // As Python: OS errors reach connection_lost only; anything else goes to the handler too.
-    bool os = false;
-    try {
-        std::rethrow_exception(exc);
-    } catch (const OSError&) {
-        os = true;
-    } catch (...) {
-    }
-    if (!os) loop_.call_exception_handler({message, exc, {}, {}});
+    if (!is_os_error(exc)) loop_.call_exception_handler({message, exc, {}, {}});
     closing_ = true;
     update_reading();
     schedule_connection_lost(std::move(exc));

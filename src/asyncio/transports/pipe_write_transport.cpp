@@ -9,6 +9,7 @@
 #include "loop_resources.hpp"
 #include "protocol_calls.hpp"
 #include "pipe_fd.hpp"
+#include "transport_errors.hpp"
 #include "tulip/asyncio/events.hpp"
 #include "tulip/log.hpp"
 
@@ -19,16 +20,6 @@ namespace {
 // Python's LOG_THRESHOLD_FOR_CONNLOST_WRITES.
 constexpr std::uint32_t kLogThresholdForConnLostWrites = 5;
 constexpr int kMaxIov = 64;
-
-std::exception_ptr os_error(int err, const std::string& what) {
-    try {
-        raise_os_error(err, what);
-    } catch (...) {
-        return std::current_exception();
-    }
-}
-
-bool is_would_block(int err) noexcept { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
 
 // write(2) has no MSG_NOSIGNAL: SIGPIPE is blocked around the call, and the one an EPIPE raised
 // is taken back.
@@ -109,7 +100,7 @@ void PipeWriteTransport::on_fd_events(std::uint32_t events) {
 
 void PipeWriteTransport::reader_closed() {
     // As Python's _read_ready: data still waiting will never be read.
-    if (!buffer_.empty()) force_close(os_error(EPIPE, "pipe transport: the read end was closed"));
+    if (!buffer_.empty()) force_close(make_os_error(EPIPE, "pipe transport: the read end was closed"));
     else force_close(nullptr);
 }
 
@@ -137,7 +128,7 @@ void PipeWriteTransport::write(std::span<const std::byte> data) {
     if (buffer_.empty()) {
         std::ptrdiff_t n = write_some(data);
         if (n < 0) {
-            fatal_error(os_error(static_cast<int>(-n), "pipe transport write"), "Fatal write error on pipe transport");
+            fatal_error(make_os_error(static_cast<int>(-n), "pipe transport write"), "Fatal write error on pipe transport");
             return;
         }
         if (static_cast<std::size_t>(n) == data.size()) return;
@@ -162,7 +153,7 @@ void PipeWriteTransport::write_ready() {
     if (conn_lost_) return;
     std::ptrdiff_t n = write_buffered();
     if (n < 0) {
-        fatal_error(os_error(static_cast<int>(-n), "pipe transport write"), "Fatal write error on pipe transport");
+        fatal_error(make_os_error(static_cast<int>(-n), "pipe transport write"), "Fatal write error on pipe transport");
         return;
     }
     buffer_.consume(static_cast<std::size_t>(n));
@@ -200,14 +191,7 @@ void PipeWriteTransport::abort() {
 }
 
 void PipeWriteTransport::fatal_error(std::exception_ptr exc, const char* message) {
-    bool os = false;
-    try {
-        std::rethrow_exception(exc);
-    } catch (const OSError&) {
-        os = true;
-    } catch (...) {
-    }
-    if (!os) loop_.call_exception_handler({message, exc, {}, {}});
+    if (!is_os_error(exc)) loop_.call_exception_handler({message, exc, {}, {}});
     force_close(std::move(exc));
 }
 

@@ -13,6 +13,7 @@
 #include "../../backend/raw_syscalls.hpp"
 #include "loop_resources.hpp"
 #include "protocol_calls.hpp"
+#include "transport_errors.hpp"
 #include "tulip/asyncio/events.hpp"
 #include "tulip/asyncio/server.hpp"
 #include "tulip/log.hpp"
@@ -25,17 +26,6 @@ namespace {
 constexpr std::uint32_t kLogThresholdForConnLostWrites = 5;
 // iovecs per sendmsg: enough to empty a typical buffer in one call, far below IOV_MAX.
 constexpr int kMaxIov = 64;
-
-
-std::exception_ptr os_error(int err, const std::string& what) {
-    try {
-        raise_os_error(err, what);
-    } catch (...) {
-        return std::current_exception();
-    }
-}
-
-bool is_would_block(int err) noexcept { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
 
 }  // namespace
 
@@ -109,34 +99,11 @@ void SocketTransport::set_protocol(std::shared_ptr<BaseProtocol> protocol) {
 
 // --- extra info -------------------------------------------------------------------------------
 
-std::any SocketTransport::get_extra_info(std::string_view name) const {
-    if (name == "peername") {
-        if (auto a = peername()) return *a;
-    } else if (name == "sockname") {
-        if (auto a = sockname()) return *a;
-    } else if (name == "socket") {
-        if (sock_.fileno() >= 0) return socket();
-    }
-    return {};
-}
+std::any SocketTransport::get_extra_info(std::string_view name) const { return socket_extra_info(sock_, name); }
 
-std::optional<socket::Address> SocketTransport::peername() const {
-    if (sock_.fileno() < 0) return std::nullopt;
-    try {
-        return sock_.getpeername();
-    } catch (const OSError&) {
-        return std::nullopt;  // not connected (any more)
-    }
-}
+std::optional<socket::Address> SocketTransport::peername() const { return socket_peername(sock_); }
 
-std::optional<socket::Address> SocketTransport::sockname() const {
-    if (sock_.fileno() < 0) return std::nullopt;
-    try {
-        return sock_.getsockname();
-    } catch (const OSError&) {
-        return std::nullopt;
-    }
-}
+std::optional<socket::Address> SocketTransport::sockname() const { return socket_sockname(sock_); }
 
 // --- reading ----------------------------------------------------------------------------------
 
@@ -442,20 +409,13 @@ void SocketTransport::abort() {
 }
 
 void SocketTransport::fatal_os_error(int err, const char* call) {
-    fatal_error(os_error(err, std::string("socket transport ") + call), "Fatal error on socket transport");
+    fatal_error(make_os_error(err, std::string("socket transport ") + call), "Fatal error on socket transport");
 }
 
 void SocketTransport::fatal_error(std::exception_ptr exc, const char* message) {
     // As Python 3.12: OS errors (resets, broken pipes) reach connection_lost only; anything else
     // also goes to the exception handler.
-    bool os = false;
-    try {
-        std::rethrow_exception(exc);
-    } catch (const OSError&) {
-        os = true;
-    } catch (...) {
-    }
-    if (!os) loop_.call_exception_handler({message, exc, {}, {}});
+    if (!is_os_error(exc)) loop_.call_exception_handler({message, exc, {}, {}});
     force_close(std::move(exc));
 }
 
