@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
@@ -429,6 +430,52 @@ TEST_CASE_METHOD(LoopFixture, "server: cost of an echoed message and of an idle 
         WARN("bytes per idle server connection: " << per_conn);
         CHECK(per_conn < 2048);
         clients.clear();
+        t->close();
+        server->close();
+        co_await server->wait_closed();
+    }());
+}
+
+// The streams API's steady state allocates nothing per echoed message either (issue 7), with the
+// read_into/write/drain loop a streams echo server is written with.
+TEST_CASE_METHOD(LoopFixture, "server: an echoed message costs no allocation on the streams API", "[server][cost]") {
+    if (!TULIP_TEST_COUNTS_ALLOCATIONS) {
+        WARN("allocations are not counted in the sanitizer builds: skipped");
+        return;
+    }
+    struct PingPong : asyncio::Protocol {
+        asyncio::Transport* transport = nullptr;
+        int left = 0;
+        std::size_t allocs_at_warm = 0;
+        tulip::testing::Changes changes;
+        void connection_made(asyncio::Transport& t) override { transport = &t; }
+        void data_received(std::string_view d) override {
+            if (--left == 1000) allocs_at_warm = g_allocs.load();
+            if (left > 0) transport->write(d);
+            else changes.notify();
+        }
+    };
+    auto handle = [](asyncio::StreamReader reader, asyncio::StreamWriter writer) -> asyncio::Coro<> {
+        std::array<std::byte, 4096> buf{};
+        for (;;) {
+            std::size_t n = co_await reader.read_into(std::span<std::byte>(buf));
+            if (n == 0) break;
+            writer.write(std::span<const std::byte>(buf.data(), n));
+            co_await writer.drain();
+        }
+        writer.close();
+    };
+    run([&]() -> asyncio::Coro<> {
+        auto server = co_await asyncio::start_server(handle, std::string("127.0.0.1"), 0);
+        auto [t, p] = co_await loop().create_connection([] { return std::make_shared<PingPong>(); },
+                                                        std::string("127.0.0.1"), port_of(*server));
+        p->left = 1100;
+        t->write("0123456789abcdef");
+        co_await p->changes.until([&] { return p->left == 0; });
+        std::size_t allocs = g_allocs.load() - p->allocs_at_warm;
+        WARN("allocations per echoed message, streams server and protocol client: "
+             << static_cast<double>(allocs) / 1000.0);
+        CHECK(allocs <= 4);  // the waiting test's own future, as above
         t->close();
         server->close();
         co_await server->wait_closed();
