@@ -78,6 +78,30 @@ asyncio::Coro<std::shared_ptr<asyncio::Server>> echo_server(asyncio::EventLoop& 
 
 int port_of(const asyncio::Server& s) { return s.sockets().at(0).getsockname().port(); }
 
+// Heap allocations (both ends) over the last 1000 of 1100 ping-pong round trips of a 16-byte
+// message between a protocol client and the echo server on `port`: the steady state.
+asyncio::Coro<std::size_t> allocations_per_1000_round_trips(asyncio::EventLoop& loop, int port) {
+    struct PingPong : asyncio::Protocol {
+        asyncio::Transport* transport = nullptr;
+        int left = 1100;
+        std::size_t allocs_at_warm = 0;
+        tulip::testing::Changes changes;
+        void connection_made(asyncio::Transport& t) override { transport = &t; }
+        void data_received(std::string_view d) override {
+            if (--left == 1000) allocs_at_warm = g_allocs.load();
+            if (left > 0) transport->write(d);
+            else changes.notify();
+        }
+    };
+    auto [t, p] = co_await loop.create_connection([] { return std::make_shared<PingPong>(); },
+                                                  std::string("127.0.0.1"), port);
+    t->write("0123456789abcdef");
+    co_await p->changes.until([&] { return p->left == 0; });
+    std::size_t allocs = g_allocs.load() - p->allocs_at_warm;
+    t->close();
+    co_return allocs;
+}
+
 }  // namespace
 
 TEST_CASE_METHOD(LoopFixture, "server: echo round trip with create_server and create_connection", "[server]") {
@@ -388,28 +412,10 @@ TEST_CASE_METHOD(LoopFixture, "server: cost of an echoed message and of an idle 
         WARN("allocations are not counted in the sanitizer builds: skipped");
         return;
     }
-    struct PingPong : asyncio::Protocol {
-        asyncio::Transport* transport = nullptr;
-        int left = 0;
-        std::size_t allocs_at_warm = 0;
-        tulip::testing::Changes changes;
-        void connection_made(asyncio::Transport& t) override { transport = &t; }
-        void data_received(std::string_view d) override {
-            if (--left == 1000) allocs_at_warm = g_allocs.load();
-            if (left > 0) transport->write(d);
-            else changes.notify();
-        }
-    };
     run([&]() -> asyncio::Coro<> {
         auto server = co_await echo_server(loop());
-        auto [t, p] = co_await loop().create_connection([] { return std::make_shared<PingPong>(); },
-                                                        std::string("127.0.0.1"), port_of(*server));
-        p->left = 1100;
-        t->write("0123456789abcdef");
-        co_await p->changes.until([&] { return p->left == 0; });
-        std::size_t allocs = g_allocs.load() - p->allocs_at_warm;
-        // The last 1000 of 1100 round trips (steady state); what may remain is the waiting
-        // test's own future.
+        std::size_t allocs = co_await allocations_per_1000_round_trips(loop(), port_of(*server));
+        // What may remain is the waiting test's own future.
         WARN("allocations per echoed message (both ends): " << static_cast<double>(allocs) / 1000.0);
         CHECK(allocs <= 4);
 
@@ -430,7 +436,6 @@ TEST_CASE_METHOD(LoopFixture, "server: cost of an echoed message and of an idle 
         WARN("bytes per idle server connection: " << per_conn);
         CHECK(per_conn < 2048);
         clients.clear();
-        t->close();
         server->close();
         co_await server->wait_closed();
     }());
@@ -443,18 +448,6 @@ TEST_CASE_METHOD(LoopFixture, "server: an echoed message costs no allocation on 
         WARN("allocations are not counted in the sanitizer builds: skipped");
         return;
     }
-    struct PingPong : asyncio::Protocol {
-        asyncio::Transport* transport = nullptr;
-        int left = 0;
-        std::size_t allocs_at_warm = 0;
-        tulip::testing::Changes changes;
-        void connection_made(asyncio::Transport& t) override { transport = &t; }
-        void data_received(std::string_view d) override {
-            if (--left == 1000) allocs_at_warm = g_allocs.load();
-            if (left > 0) transport->write(d);
-            else changes.notify();
-        }
-    };
     auto handle = [](asyncio::StreamReader reader, asyncio::StreamWriter writer) -> asyncio::Coro<> {
         std::array<std::byte, 4096> buf{};
         for (;;) {
@@ -467,16 +460,10 @@ TEST_CASE_METHOD(LoopFixture, "server: an echoed message costs no allocation on 
     };
     run([&]() -> asyncio::Coro<> {
         auto server = co_await asyncio::start_server(handle, std::string("127.0.0.1"), 0);
-        auto [t, p] = co_await loop().create_connection([] { return std::make_shared<PingPong>(); },
-                                                        std::string("127.0.0.1"), port_of(*server));
-        p->left = 1100;
-        t->write("0123456789abcdef");
-        co_await p->changes.until([&] { return p->left == 0; });
-        std::size_t allocs = g_allocs.load() - p->allocs_at_warm;
+        std::size_t allocs = co_await allocations_per_1000_round_trips(loop(), port_of(*server));
         WARN("allocations per echoed message, streams server and protocol client: "
              << static_cast<double>(allocs) / 1000.0);
         CHECK(allocs <= 4);  // the waiting test's own future, as above
-        t->close();
         server->close();
         co_await server->wait_closed();
     }());
