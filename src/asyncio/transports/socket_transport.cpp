@@ -26,6 +26,9 @@ namespace {
 constexpr std::uint32_t kLogThresholdForConnLostWrites = 5;
 // iovecs per sendmsg: enough to empty a typical buffer in one call, far below IOV_MAX.
 constexpr int kMaxIov = 64;
+// On a completion backend, writes made while several received buffers are handed over are held
+// back and sent as one, which costs a copy; one at least this large is worth its own syscall.
+constexpr std::size_t kSendAtOnceInBatch = 16 * 1024;
 
 }  // namespace
 
@@ -296,7 +299,7 @@ void SocketTransport::write_native(std::span<const std::byte> data) {
     // when it all goes out, and the peer sees the bytes before write() returns, as Python's
     // selector transports do. Only the rest goes through the backend's send operation; so do
     // the writes made while several received buffers are handed over (on_batch_end).
-    if (write_drained() && !ops_->batching()) {
+    if (write_drained() && (!ops_->batching() || data.size() >= kSendAtOnceInBatch)) {
         std::ptrdiff_t n = send_some(data);
         if (n < 0) {
             fatal_os_error(static_cast<int>(-n), "send");
