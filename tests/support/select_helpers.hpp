@@ -36,11 +36,14 @@ extern "C" inline void count_signal(int) { eintr_handler_calls.fetch_add(1); }
 
 // True when thread `tid` of this process is blocked in one of `syscalls` (Linux reports the
 // syscall a blocked thread is in through /proc/<pid>/task/<tid>/syscall; "running" otherwise).
+// restart_syscall counts too: a timed wait that the kernel interrupted without running a
+// handler (the task was frozen and thawed, or stopped and continued) resumes through it, still
+// blocked in the same wait; without it the signalling thread would wait for ever.
 inline bool blocked_in(long tid, std::initializer_list<long> syscalls) {
     std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/syscall");
     long nr = -1;
     if (!(in >> nr)) return false;
-    return std::find(syscalls.begin(), syscalls.end(), nr) != syscalls.end();
+    return nr == SYS_restart_syscall || std::find(syscalls.begin(), syscalls.end(), nr) != syscalls.end();
 }
 }  // namespace detail
 
