@@ -100,6 +100,7 @@ public:
     }
 
     void wait(std::int64_t timeout_ns) override {
+        rearm_starved();
         int r;
         if (timeout_ns == 0) {
             r = io_uring_submit_and_get_events(&ring_);
@@ -148,11 +149,7 @@ public:
         if (buffers_out_ > 0) --buffers_out_;
         io_uring_buf_ring_add(buf_ring_, pool_.data(id), pool_.size(), id, buf_mask_, 0);
         io_uring_buf_ring_advance(buf_ring_, 1);
-        // One waiting recv per returned buffer, oldest first.
-        if (Operation* op = starved_head_) {
-            unlink_starved(*op);
-            arm(*op);
-        }
+        // The next wait() arms the recvs that wait for buffers (rearm_starved).
     }
 
     void forget(int) noexcept override {}  // nothing is registered per fd
@@ -258,11 +255,9 @@ private:
         --in_flight_;
         if ((op.backend_state & kActive) && (op.flags & kMultishot) && !closing_) {
             if (op.kind == OpKind::recv && res == -ENOBUFS) {
-                // The buffer ring ran dry; the bytes wait in the socket until buffers come back:
-                // each give_back() re-arms one starved recv. If every buffer came back before
-                // this completion was reaped, no give_back() is coming: arm again at once.
-                if (buffers_out_ == 0) arm(op);
-                else starve(op);
+                // The buffer ring ran dry; the bytes wait in the socket until buffers come back
+                // (rearm_starved, at the start of every wait()).
+                starve(op);
                 return;
             }
             // Ended without an error (CQ overflow, the kernel's own limits): go on. Arm before
@@ -316,6 +311,22 @@ private:
         op.backend_state = 0;
         op.backend_next = nullptr;
         --pending_;
+    }
+
+    // Arms, oldest first, as many recvs waiting for buffers as the ring holds buffers now (those
+    // not handed out by a reaped completion and not yet given back). A recv armed this way may
+    // still find the ring empty, when an armed recv took the buffer first: it waits again, and
+    // the next wait() counts again. Counting free buffers rather than re-arming one recv per
+    // give_back() matters: a re-armed recv can end without taking a buffer (EOF, a reset), and
+    // the buffer would then sit in the ring with recvs waiting for it for ever.
+    void rearm_starved() noexcept {
+        if (!starved_head_) return;
+        std::size_t free = pool_.count() > buffers_out_ ? pool_.count() - buffers_out_ : 0;
+        for (; free > 0 && starved_head_; --free) {
+            Operation& op = *starved_head_;
+            unlink_starved(op);
+            arm(op);
+        }
     }
 
     void starve(Operation& op) noexcept {

@@ -132,7 +132,8 @@ void ReadinessOps::run_reads(int fd) {
         }
         int r = attempt(op, provided);
         if (r == -EAGAIN) {
-            if (provided) pool_.put(id);
+            // give_back, not a bare put: the buffer may be the one a starved fd was woken for.
+            if (provided) give_back(id);
             e->readable = false;
             return;
         }
@@ -143,7 +144,7 @@ void ReadinessOps::run_reads(int fd) {
                 if (r > 0)
                     op.buffer_id = id;
                 else
-                    pool_.put(id);
+                    give_back(id);  // EOF or an error took no bytes: pass the buffer on
             }
         }
         bool more = (op.flags & kMultishot) && (op.kind == OpKind::accept ? r >= 0 : r > 0);
