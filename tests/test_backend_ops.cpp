@@ -11,13 +11,16 @@
 #include <sys/uio.h>
 
 #include <cstddef>
+#include <cstdlib>
 #include <thread>
 
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "../src/backend/io_uring_probe.hpp"
 #include "support/backend_helpers.hpp"
 #include "support/socket_helpers.hpp"
 
@@ -687,6 +690,26 @@ TEST_CASE("backend ops: io_uring refused by the kernel falls back to epoll", "[b
     CHECK(why.find("io_uring_setup") != std::string::npos);
     CHECK(fallback == "epoll");
     CHECK(echoed == "ok");
+}
+
+TEST_CASE("backend ops: the automatic choice is io_uring where the kernel has its features, else epoll",
+          "[backend_ops]") {
+    std::string why;
+    const bool usable = be::io_uring_usable(why);
+    std::optional<std::string> saved;
+    if (const char* env = std::getenv("TULIP_BACKEND")) saved = env;
+    ::unsetenv("TULIP_BACKEND");
+    auto automatic = make_backend("");
+    if (saved) ::setenv("TULIP_BACKEND", saved->c_str(), 1);
+    if (usable) {
+        CHECK(why.empty());
+        CHECK(automatic->name() == "io_uring");
+    } else {
+        // A kernel without provided buffer rings or multishot recv: the reason names what is missing.
+        WARN("io_uring is not usable here: " << why);
+        CHECK_FALSE(why.empty());
+        CHECK(automatic->name() == "epoll");
+    }
 }
 
 // Not a check: a tiny ping-pong echo over the operations, for counting syscalls per message

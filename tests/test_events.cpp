@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "../src/backend/io_uring_probe.hpp"
 #include "loop_fixture.hpp"
 #include "socket_helpers.hpp"
 
@@ -444,7 +445,8 @@ TEST_CASE_METHOD(LoopFixture, "loop: add_reader on a bad fd is an OSError", "[ev
 
 TEST_CASE_METHOD(LoopFixture, "loop: backend_name says which backend runs", "[events]") {
     const char* env = std::getenv("TULIP_BACKEND");
-    std::string expected = env && *env ? env : "epoll";
+    std::string why;
+    std::string expected = env && *env ? env : tulip::asyncio::detail::io_uring_usable(why) ? "io_uring" : "epoll";
     CHECK(loop().backend_name() == expected);
 }
 

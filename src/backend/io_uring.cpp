@@ -22,6 +22,7 @@
 #include "buffer_pool.hpp"
 #include "fd_table.hpp"
 #include "op_checks.hpp"
+#include "ring_handoff.hpp"
 
 namespace tulip::asyncio::detail {
 namespace {
@@ -49,12 +50,14 @@ public:
             r = io_uring_queue_init_params(kEntries, &ring_, &params);
         }
         if (r < 0) raise_os_error(-r, "io_uring_setup");
+        ring_set_up();
         arm_wakeup();
     }
     IoUringBackend(const IoUringBackend&) = delete;
     IoUringBackend& operator=(const IoUringBackend&) = delete;
     ~IoUringBackend() override {
         drain_for_exit();
+        ring_torn_down();
         io_uring_queue_exit(&ring_);
         if (buf_ring_) ::munmap(buf_ring_, buf_ring_bytes_);
     }

@@ -145,12 +145,14 @@ using ExceptionHandler = std::function<void(EventLoop&, const ExceptionContext&)
 // wait for buffers to come back; nothing is dropped. The readiness backends read into one
 // shared buffer instead and ignore it.
 struct ReadBufferPool {
-    std::uint32_t count = 512;
-    std::uint32_t size = 8192;
+    std::uint32_t count = 128;
+    std::uint32_t size = 32768;
 };
 
 struct LoopOptions {
-    // "epoll", "io_uring", "poll", "select", or empty for TULIP_BACKEND, then the best available.
+    // "epoll", "io_uring", "poll", "select", or empty for TULIP_BACKEND, then the best available:
+    // io_uring when the kernel has what its transports use (Linux 6.0), else epoll. A refused
+    // io_uring (old kernel, seccomp, io_uring_disabled) falls back to epoll, logged once.
     std::string backend;
     // Testing only: when set, each iteration runs its ready callbacks and task steps in an order
     // drawn from this seed instead of FIFO (as seastar's task-queue shuffle does), to show that

@@ -1,0 +1,116 @@
+// The once-per-process test behind io_uring_usable(): set up a ring, register a one-buffer
+// provided-buffer ring, arm a multishot recv on a socketpair and check that it delivers a byte
+// and stays armed.
+#include "io_uring_probe.hpp"
+#include "ring_handoff.hpp"
+
+#include <liburing.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <mutex>
+#include <optional>
+
+namespace tulip::asyncio::detail {
+namespace {
+
+constexpr std::uint16_t kProbeGroup = 0;
+constexpr std::uint64_t kRecvTag = 1;
+
+std::string os_reason(const char* call, int err) { return std::string(call) + ": " + std::strerror(err); }
+
+// A ring, a buffer ring and a socketpair, released in the right order whatever the outcome:
+// the ring first (the kernel lets go of the buffer ring's pages), then the mapping.
+class ProbeRing {
+public:
+    ~ProbeRing() {
+        if (ring_ok_) {
+            ring_torn_down();
+            io_uring_queue_exit(&ring_);
+        }
+        if (buf_ring_) ::munmap(buf_ring_, kBufRingBytes);
+        for (int fd : pair_)
+            if (fd >= 0) ::close(fd);
+    }
+
+    // Empty when it works, else what is missing.
+    std::optional<std::string> setup_error() {
+        if (int r = io_uring_queue_init(4, &ring_, 0); r < 0) return os_reason("io_uring_setup", -r);
+        ring_ok_ = true;
+        ring_set_up();
+        return std::nullopt;
+    }
+
+    std::optional<std::string> feature_error() {
+        if (auto err = register_buffer_ring()) return err;
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair_) < 0)
+            return os_reason("socketpair", errno);
+        return check_multishot_recv();
+    }
+
+private:
+    static constexpr std::size_t kBufRingBytes = 4096;
+
+    std::optional<std::string> register_buffer_ring() {
+        void* p = ::mmap(nullptr, kBufRingBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) return os_reason("mmap", errno);
+        buf_ring_ = static_cast<io_uring_buf_ring*>(p);
+        io_uring_buf_ring_init(buf_ring_);
+        io_uring_buf_ring_add(buf_ring_, buffer_, sizeof buffer_, 0, io_uring_buf_ring_mask(1), 0);
+        io_uring_buf_ring_advance(buf_ring_, 1);
+        io_uring_buf_reg reg{};
+        reg.ring_addr = reinterpret_cast<std::uintptr_t>(buf_ring_);
+        reg.ring_entries = 1;
+        reg.bgid = kProbeGroup;
+        if (int r = io_uring_register_buf_ring(&ring_, &reg, 0); r < 0)
+            return "provided buffer rings (Linux 5.19) are missing: " + os_reason("io_uring_register_buf_ring", -r);
+        return std::nullopt;
+    }
+
+    std::optional<std::string> check_multishot_recv() {
+        io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+        io_uring_prep_recv_multishot(sqe, pair_[0], nullptr, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = kProbeGroup;
+        io_uring_sqe_set_data64(sqe, kRecvTag);
+        if (::write(pair_[1], "x", 1) != 1) return os_reason("write", errno);
+        __kernel_timespec timeout{.tv_sec = 5, .tv_nsec = 0};
+        io_uring_cqe* cqe = nullptr;
+        if (int r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &timeout, nullptr); r < 0)
+            return os_reason("io_uring_enter (multishot recv probe)", -r);
+        int res = cqe->res;
+        bool more = cqe->flags & IORING_CQE_F_MORE;
+        io_uring_cqe_seen(&ring_, cqe);
+        if (res < 0) return "multishot recv (Linux 6.0) is missing: " + os_reason("recv", -res);
+        if (res != 1 || !more) return std::string("multishot recv (Linux 6.0) is missing: the recv did not stay armed");
+        return std::nullopt;
+    }
+
+    io_uring ring_{};
+    bool ring_ok_ = false;
+    io_uring_buf_ring* buf_ring_ = nullptr;
+    int pair_[2] = {-1, -1};
+    char buffer_[64] = {};
+};
+
+}  // namespace
+
+bool io_uring_usable(std::string& why) {
+    static std::mutex mutex;
+    static std::optional<std::string> verdict;  // set once the features were tested: empty reason = usable
+    std::lock_guard lock(mutex);
+    if (!verdict) {
+        ProbeRing probe;
+        if (auto err = probe.setup_error()) {
+            why = *err;
+            return false;
+        }
+        verdict = probe.feature_error().value_or("");
+    }
+    why = *verdict;
+    return verdict->empty();
+}
+
+}  // namespace tulip::asyncio::detail
