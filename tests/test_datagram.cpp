@@ -1,10 +1,15 @@
 // Datagram transports and loop.create_datagram_endpoint (Python's _SelectorDatagramTransport), on
 // every backend: echo over UDP, connected endpoints, ICMP errors through error_received, bursts,
 // the send queue (close flushes it, abort drops it, water marks), protocol errors, Unix datagram
-// sockets, bad options, and a loop closed with endpoints still open.
+// sockets, bad options, pause_reading/resume_reading, close and abort with operations in flight,
+// and a loop closed with endpoints still open.
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +25,7 @@ using tulip::socket::Socket;
 using tulip::testing::Changes;
 using tulip::testing::is_exception;
 using tulip::testing::LoopFixture;
+using tulip::testing::open_fd_count;
 
 namespace {
 
@@ -34,6 +40,7 @@ public:
     std::string events;  // 'P' pause_writing, 'R' resume_writing
     bool echo = false;   // send every datagram back to where it came from
     bool throw_on_data = false;
+    std::function<void(DgramRecorder&, std::string_view)> on_data;  // after recording
     Changes changes;
 
     void connection_made(asyncio::DatagramTransport& t) override {
@@ -45,6 +52,7 @@ public:
         if (throw_on_data) throw std::runtime_error("boom in datagram_received");
         got.emplace_back(std::string(data), addr);
         if (echo) transport->sendto(data, addr);
+        if (on_data) on_data(*this, data);
         changes.notify();
     }
     void error_received(std::exception_ptr exc) override {
@@ -102,6 +110,35 @@ int fill_until_queued(asyncio::DatagramTransport& t, int extra) {
     while (t.get_write_buffer_size() == 0) t.sendto("d" + std::to_string(n++));
     for (int i = 0; i < extra; ++i) t.sendto("d" + std::to_string(n++));
     return n;
+}
+
+// A Unix datagram pair whose sending end `a` has a small send buffer and whose receiving end `b`
+// does not read (reading paused), so that a few datagrams fill the kernel's queue.
+asyncio::Coro<UnixPair> make_stalled_pair(asyncio::EventLoop& loop) {
+    auto [x, y] = tulip::socket::socketpair(AF_UNIX, SOCK_DGRAM);
+    x.setsockopt(SOL_SOCKET, SO_SNDBUF, 4096);
+    asyncio::DatagramOptions ox, oy;
+    ox.sock = std::move(x);
+    oy.sock = std::move(y);
+    auto [b, pb] = co_await loop.create_datagram_endpoint(recorder, std::move(oy));
+    b->pause_reading();
+    auto [a, pa] = co_await loop.create_datagram_endpoint(recorder, std::move(ox));
+    co_return UnixPair{a, b, pa, pb};
+}
+
+// Numbered 1 KiB datagrams until the kernel refuses one, then `extra` more (all queued).
+// Returns how many were sent or queued.
+int fill_with_kib(asyncio::DatagramTransport& t, int extra) {
+    auto datagram = [](int i) { return std::to_string(i) + ":" + std::string(1024, 'x'); };
+    int n = 0;
+    while (t.get_write_buffer_size() == 0) t.sendto(datagram(n++));
+    for (int i = 0; i < extra; ++i) t.sendto(datagram(n++));
+    return n;
+}
+
+// A few loop iterations: what the loop would deliver by then, it has delivered.
+asyncio::Coro<void> iterations(int n) {
+    for (int i = 0; i < n; ++i) co_await asyncio::sleep(0);
 }
 
 }  // namespace
@@ -411,5 +448,209 @@ TEST_CASE_METHOD(LoopFixture, "datagram: reuse_port and allow_broadcast set thei
         co_await pa->until_lost();
         co_await pb->until_lost();
         co_await pc->until_lost();
+    }());
+}
+
+TEST_CASE_METHOD(LoopFixture, "datagram: datagrams that arrive while reading is paused come in order on resume",
+                 "[datagram]") {
+    run([&]() -> asyncio::Coro<> {
+        constexpr int kBurst = 100;
+        Socket rsock(AF_INET, SOCK_DGRAM);
+        rsock.setsockopt(SOL_SOCKET, SO_RCVBUF, 4 << 20);  // room for the whole burst
+        rsock.bind(Address::ipv4("127.0.0.1", 0));
+        Address raddr = rsock.getsockname();
+        asyncio::DatagramOptions ro;
+        ro.sock = std::move(rsock);
+        auto [r, rp] = co_await loop().create_datagram_endpoint(recorder, std::move(ro));
+        // A blocking peer: each datagram is in r's socket when sendto() returns.
+        Socket peer(AF_INET, SOCK_DGRAM);
+        peer.bind(Address::ipv4("127.0.0.1", 0));
+        Address paddr = peer.getsockname();
+
+        // Paused while the receive is armed, with the burst already in the socket (on io_uring
+        // the cancellation is still in flight when the loop next waits).
+        peer.sendto("start", raddr);
+        co_await rp->until([&] { return rp->got.size() == 1; });
+        for (int i = 0; i < kBurst; ++i) peer.sendto("a" + std::to_string(i), raddr);
+        CHECK(r->is_reading());
+        r->pause_reading();
+        r->pause_reading();  // idempotent
+        CHECK_FALSE(r->is_reading());
+        co_await iterations(20);
+        CHECK(rp->got.size() == 1);
+        r->resume_reading();
+        r->resume_reading();
+        CHECK(r->is_reading());
+        co_await rp->until([&] { return rp->got.size() == 1 + kBurst; });
+        for (int i = 0; i < kBurst; ++i) {
+            REQUIRE(rp->got[1 + i].first == "a" + std::to_string(i));
+            REQUIRE(rp->got[1 + i].second == paddr);
+        }
+
+        // Paused by a callback queued before the wait that brings the first datagram: the
+        // callback runs before that datagram is handed over (on io_uring the RECVMSG has
+        // completed with it: the endpoint holds it until resume).
+        std::size_t before = rp->got.size();
+        for (int i = 0; i < kBurst; ++i) peer.sendto("c" + std::to_string(i), raddr);
+        loop().call_soon([&] { r->pause_reading(); });
+        co_await iterations(20);
+        CHECK(rp->got.size() == before);
+        r->resume_reading();
+        co_await rp->until([&] { return rp->got.size() == before + kBurst; });
+        for (int i = 0; i < kBurst; ++i) REQUIRE(rp->got[before + i].first == "c" + std::to_string(i));
+
+        // Paused from datagram_received with more datagrams already in the socket: none of them
+        // is delivered until resume (the readiness path reads several per event).
+        rp->on_data = [](DgramRecorder& p, std::string_view data) {
+            if (data == "pause") p.transport->pause_reading();
+        };
+        peer.sendto("pause", raddr);
+        for (int i = 0; i < kBurst; ++i) peer.sendto("b" + std::to_string(i), raddr);
+        before = rp->got.size();
+        co_await rp->until([&] { return rp->got.size() >= before + 1; });
+        co_await iterations(20);
+        CHECK(rp->got.size() == before + 1);
+        CHECK_FALSE(r->is_reading());
+        r->resume_reading();
+        co_await rp->until([&] { return rp->got.size() == before + 1 + kBurst; });
+        for (int i = 0; i < kBurst; ++i) REQUIRE(rp->got[before + 1 + i].first == "b" + std::to_string(i));
+        CHECK(rp->errors.empty());
+        r->close();
+        CHECK_FALSE(r->is_reading());
+        co_await rp->until_lost();
+    }());
+}
+
+TEST_CASE_METHOD(LoopFixture, "datagram: close() with a full send buffer sends every queued datagram first",
+                 "[datagram]") {
+    run([&]() -> asyncio::Coro<> {
+        UnixPair u = co_await make_stalled_pair(loop());
+        u.a->set_write_buffer_limits(8 * 1024);
+        int n = fill_with_kib(*u.a, 20);
+        std::size_t queued = u.a->get_write_buffer_size();
+        CHECK(queued >= 20 * 1024);
+        CHECK(u.pa->events == "P");
+        u.a->close();
+        CHECK_THROWS_AS(u.a->sendto("late"), tulip::RuntimeError);
+        co_await iterations(20);  // the peer does not read: nothing can go
+        CHECK(u.pa->lost == 0);
+        CHECK(u.a->get_write_buffer_size() == queued);
+        u.b->resume_reading();
+        co_await u.pa->until_lost();  // only once everything went out
+        CHECK_FALSE(u.pa->lost_exc);
+        CHECK(u.pa->errors.empty());
+        CHECK(u.pa->events == "PR");
+        CHECK(u.a->get_write_buffer_size() == 0);
+        co_await u.pb->until([&] { return static_cast<int>(u.pb->got.size()) == n; });
+        for (int i = 0; i < n; ++i) REQUIRE(u.pb->got[i].first.starts_with(std::to_string(i) + ":"));
+        u.b->close();
+        co_await u.pb->until_lost();
+    }());
+}
+
+TEST_CASE_METHOD(LoopFixture, "datagram: abort with a send and a receive in flight leaves no fd and the loop running",
+                 "[datagram]") {
+    run([&]() -> asyncio::Coro<> {
+        std::size_t fds_before = open_fd_count();
+        std::size_t ops_before = loop().stats().pending_ops;
+        UnixPair u = co_await make_stalled_pair(loop());
+        int n = fill_with_kib(*u.a, 5);
+        int taken = n - 6;  // what the kernel took before refusing
+        u.a->abort();
+        CHECK(u.a->get_write_buffer_size() == 0);
+        CHECK_FALSE(u.a->is_reading());
+        co_await u.pa->until_lost();
+        CHECK(u.pa->lost == 1);
+        CHECK_FALSE(u.pa->lost_exc);
+        CHECK(u.pa->errors.empty());
+        // Only what the kernel had taken arrives: nothing of the dropped queue.
+        u.b->resume_reading();
+        co_await u.pb->until([&] { return static_cast<int>(u.pb->got.size()) == taken; });
+        co_await iterations(20);
+        CHECK(static_cast<int>(u.pb->got.size()) == taken);
+        u.b->close();
+        co_await u.pb->until_lost();
+        // Both endpoints' operations are released (a cancellation completes within a few
+        // iterations) and both fds closed.
+        for (int i = 0; i < 1000 && loop().stats().pending_ops > ops_before; ++i) co_await asyncio::sleep(0);
+        CHECK(loop().stats().pending_ops == ops_before);
+        CHECK(open_fd_count() == fds_before);
+        // The loop goes on.
+        UnixPair v = co_await make_unix_pair(loop());
+        v.a->sendto("still running");
+        co_await v.pb->until([&] { return v.pb->got.size() == 1; });
+        CHECK(v.pb->got[0].first == "still running");
+        v.a->close();
+        v.b->close();
+        co_await v.pa->until_lost();
+        co_await v.pb->until_lost();
+    }());
+}
+
+namespace {
+
+// The bench's echo server: every datagram back to its sender.
+class EchoDatagrams : public asyncio::DatagramProtocol {
+public:
+    void connection_made(asyncio::DatagramTransport& t) override { transport_ = &t; }
+    void datagram_received(std::string_view data, const Address& addr) override { transport_->sendto(data, addr); }
+
+private:
+    asyncio::DatagramTransport* transport_ = nullptr;
+};
+
+// The bench's client: keeps `window` datagrams in flight until `total` echoes came back.
+class PingDatagrams : public asyncio::DatagramProtocol {
+public:
+    PingDatagrams(int total, int window, std::size_t size) : total_(total), window_(window), msg_(size, 'p') {}
+    void connection_made(asyncio::DatagramTransport& t) override {
+        transport_ = &t;
+        for (int i = 0; i < window_ && sent_ < total_; ++i, ++sent_) transport_->sendto(msg_);
+    }
+    void datagram_received(std::string_view, const Address&) override {
+        if (++echoed == total_) changes.notify();
+        if (sent_ < total_) {
+            ++sent_;
+            transport_->sendto(msg_);
+        }
+    }
+    int echoed = 0;
+    Changes changes;
+
+private:
+    asyncio::DatagramTransport* transport_ = nullptr;
+    int total_, window_, sent_ = 0;
+    std::string msg_;
+};
+
+int env_int(const char* name, int fallback) {
+    const char* v = std::getenv(name);
+    return v ? std::atoi(v) : fallback;
+}
+
+}  // namespace
+
+// UDP echo over loopback through two endpoints of one loop: datagrams per second, and, under
+// `strace -c -f` with TULIP_DGRAM_MESSAGES=0 subtracted, syscalls per datagram.
+// TULIP_DGRAM_WINDOW datagrams are kept in flight (loopback UDP drops none at that depth).
+TEST_CASE_METHOD(LoopFixture, "datagram: UDP echo throughput", "[.][datagram_bench]") {
+    const int total = env_int("TULIP_DGRAM_MESSAGES", 200000);
+    const int window = env_int("TULIP_DGRAM_WINDOW", 16);
+    const auto size = static_cast<std::size_t>(env_int("TULIP_DGRAM_SIZE", 64));
+    run([&]() -> asyncio::Coro<> {
+        auto [server, sp] = co_await loop().create_datagram_endpoint(
+            [] { return std::make_shared<EchoDatagrams>(); }, local());
+        Address saddr = server->sockname().value();
+        auto client_proto = std::make_shared<PingDatagrams>(total, window, size);
+        auto start = std::chrono::steady_clock::now();
+        auto [client, cp] = co_await loop().create_datagram_endpoint([&] { return client_proto; }, remote(saddr));
+        if (total > 0) co_await client_proto->changes.until([&] { return client_proto->echoed == total; });
+        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        std::printf("datagram echo on %s: %d x %zu B, window %d: %.3f s, %.0f round trips/s\n",
+                    std::string(loop().backend_name()).c_str(), total, size, window, secs, total / secs);
+        client->close();
+        server->close();
+        co_await asyncio::sleep(0);
+        co_await asyncio::sleep(0);
     }());
 }

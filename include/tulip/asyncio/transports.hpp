@@ -108,6 +108,12 @@ public:
     }
     // Closes at once: queued datagrams are dropped; connection_lost(null) follows.
     virtual void abort() = 0;
+    // Stops / restarts calling datagram_received, as ReadTransport's pair does for data_received.
+    // Datagrams that arrive meanwhile wait (the kernel drops what overflows the socket's receive
+    // buffer) and are delivered in order on resume. Both are idempotent.
+    virtual bool is_reading() const noexcept = 0;
+    virtual void pause_reading() = 0;
+    virtual void resume_reading() = 0;
     // Bytes of the datagrams queued and not yet handed to the kernel.
     virtual std::size_t get_write_buffer_size() const noexcept = 0;
     // Water marks of the queue, as WriteTransport's (Python's datagram transport has them too).

@@ -48,7 +48,8 @@ DatagramSocketTransport::DatagramSocketTransport(EventLoop& loop, socket::Socket
 DatagramSocketTransport::~DatagramSocketTransport() { release_socket(); }
 
 void DatagramSocketTransport::start(std::optional<Future<void>> waiter) {
-    watch_ = FdWatch::create(loop_, sock_.fileno(), *this);
+    if (loop_.backend().native_socket_ops()) ops_ = DatagramOps::create(loop_, sock_.fileno(), sock_.family(), *this);
+    else watch_ = FdWatch::create(loop_, sock_.fileno(), *this);
     loop_.resources().add(*this);
     // As Python: connection_made on the next iteration, then reading starts.
     loop_.call_soon([self = self_, waiter = std::move(waiter)]() mutable {
@@ -91,12 +92,26 @@ std::optional<socket::Address> DatagramSocketTransport::sockname() const { retur
 // --- reading ----------------------------------------------------------------------------------
 
 void DatagramSocketTransport::update_reading() noexcept {
-    if (!watch_) return;
+    if (!watch_ && !ops_) return;
+    bool on = protocol_connected_ && !closing_ && !reading_paused_;
     try {
-        watch_->want_read(protocol_connected_ && !closing_);
+        if (ops_) ops_->want_read(on);
+        else watch_->want_read(on);
     } catch (...) {
         fatal_error(std::current_exception(), "Fatal error: cannot watch the socket for reading");
     }
+}
+
+void DatagramSocketTransport::pause_reading() {
+    if (!is_reading()) return;
+    reading_paused_ = true;
+    update_reading();
+}
+
+void DatagramSocketTransport::resume_reading() {
+    if (closing_ || !reading_paused_) return;
+    reading_paused_ = false;
+    update_reading();
 }
 
 void DatagramSocketTransport::on_fd_events(std::uint32_t events) {
@@ -116,15 +131,28 @@ void DatagramSocketTransport::read_ready() {
             if (!is_would_block(errno)) report_error(errno, "recvfrom");
             return;
         }
-        socket::Address addr = socket::Address::from_sockaddr(reinterpret_cast<const ::sockaddr*>(&from), fromlen);
-        try {
-            protocol_->datagram_received(
-                std::string_view(reinterpret_cast<const char*>(buf.data()), static_cast<std::size_t>(n)), addr);
-        } catch (...) {
-            fatal_error(std::current_exception(), "Fatal error: protocol.datagram_received() call failed.");
-            return;
-        }
+        deliver(buf.first(static_cast<std::size_t>(n)), reinterpret_cast<const ::sockaddr*>(&from), fromlen);
+        if (!watch_ || !watch_->wants_read()) return;  // paused (or closed) from the callback
     }
+}
+
+void DatagramSocketTransport::deliver(std::span<const std::byte> data, const sockaddr* from, socklen_t fromlen) {
+    socket::Address addr = socket::Address::from_sockaddr(from, fromlen);
+    try {
+        protocol_->datagram_received(std::string_view(reinterpret_cast<const char*>(data.data()), data.size()), addr);
+    } catch (...) {
+        fatal_error(std::current_exception(), "Fatal error: protocol.datagram_received() call failed.");
+    }
+}
+
+void DatagramSocketTransport::on_datagram(std::span<const std::byte> data, const sockaddr* from, socklen_t fromlen) {
+    if (closing_ || !protocol_) return;
+    deliver(data, from, fromlen);
+}
+
+void DatagramSocketTransport::on_receive_error(int result) {
+    if (closing_) return;
+    report_error(-result, "recvmsg");
 }
 
 void DatagramSocketTransport::report_error(int err, const char* call) {
@@ -171,23 +199,52 @@ void DatagramSocketTransport::sendto(std::span<const std::byte> data, const std:
     }
     // A connected transport sends with send(): the address is the kernel's.
     std::optional<socket::Address> to = connected_ ? std::nullopt : (addr ? addr : remote_);
-    if (queue_.empty()) {
+    // On every backend a datagram with nothing ahead of it is tried at once: nothing is copied
+    // when the kernel takes it, and the peer has it before sendto() returns.
+    if (write_drained()) {
         int err = send_one(data, to);
         if (err == 0) return;
         if (err != EAGAIN) {
             report_error(err, "sendto");
             return;
         }
-        try {
-            watch_->want_write(true);
-        } catch (...) {
-            fatal_error(std::current_exception(), "Fatal error: cannot watch the socket for writing");
-            return;
+        if (watch_) {
+            try {
+                watch_->want_write(true);
+            } catch (...) {
+                fatal_error(std::current_exception(), "Fatal error: cannot watch the socket for writing");
+                return;
+            }
         }
     }
     queue_.push_back(Datagram{std::vector<std::byte>(data.begin(), data.end()), std::move(to)});
     queued_bytes_ += data.size();
+    if (ops_ && !ops_->sending()) send_next_native();
     maybe_pause_protocol();
+}
+
+void DatagramSocketTransport::send_next_native() {
+    // The oldest queued datagram, through the backend's SENDMSG: one at a time, so in order.
+    Datagram d = std::move(queue_.front());
+    queue_.pop_front();
+    queued_bytes_ -= d.data.size();
+    try {
+        ops_->send(std::move(d.data), d.addr);
+    } catch (...) {
+        fatal_error(std::current_exception(), "Fatal error: cannot send on the socket");
+    }
+}
+
+void DatagramSocketTransport::on_sent(int result) {
+    if (conn_lost_) return;
+    if (result < 0) {
+        // The datagram is dropped (as Python's); the rest still go out.
+        report_error(-result, "sendto");
+        if (conn_lost_) return;
+    }
+    if (!queue_.empty() && !ops_->sending()) send_next_native();  // error_received may have sent
+    maybe_resume_protocol();  // may queue more
+    if (write_drained() && closing_ && !conn_lost_) schedule_connection_lost(nullptr);
 }
 
 void DatagramSocketTransport::write_ready() {
@@ -227,8 +284,8 @@ void DatagramSocketTransport::close() {
     if (closing_) return;
     closing_ = true;
     update_reading();
-    if (queue_.empty()) schedule_connection_lost(nullptr);
-    // else: write_ready() sends the rest, then connection_lost follows.
+    if (write_drained()) schedule_connection_lost(nullptr);
+    // else: write_ready() or on_sent() sends the rest, then connection_lost follows.
 }
 
 void DatagramSocketTransport::abort() {
@@ -245,6 +302,7 @@ void DatagramSocketTransport::force_close(std::exception_ptr exc) {
     if (conn_lost_) return;
     queue_.clear();
     queued_bytes_ = 0;
+    if (ops_) ops_->cancel_send();
     if (!closing_) {
         closing_ = true;
         update_reading();
@@ -280,6 +338,7 @@ void DatagramSocketTransport::loop_closing() noexcept {
 
 void DatagramSocketTransport::release_socket() noexcept {
     if (watch_) std::exchange(watch_, nullptr)->release();
+    if (ops_) std::exchange(ops_, nullptr)->release();
     try {
         sock_.close();
     } catch (...) {
