@@ -16,6 +16,11 @@ namespace {
 // a 64 KiB buffer never truncates one.
 constexpr std::size_t kUdpReceiveBuffer = 64 * 1024;
 
+// Direct reads after a completion: at most this many (with the completed one, the readiness
+// path's batch of 32), and after a direct read found nothing, this many completions skip them.
+constexpr int kMaxDirectReads = 31;
+constexpr int kCompletionsBetweenProbes = 8;
+
 }  // namespace
 
 DatagramOps* DatagramOps::create(EventLoop& loop, int fd, int family, DatagramOpsOwner& owner) {
@@ -107,6 +112,39 @@ void DatagramOps::deliver_held() {
     // msg_namelen: the sender's address length as the kernel wrote it (0 for an unbound peer).
     owner_->on_datagram({buffer_, static_cast<std::size_t>(held_result_)}, reinterpret_cast<const sockaddr*>(&from_),
                         recv_.msg.msg_namelen);
+}
+
+// A RECVMSG brings one datagram per loop iteration, where the readiness path reads a burst per
+// event. So after a completion, while no RECVMSG is in flight (nothing can be reordered), the
+// datagrams that queued up meanwhile are read with recvmsg() directly. The kernel does not say
+// whether more are queued (IORING_CQE_F_SOCK_NONEMPTY is set for stream sockets only), so an
+// endpoint that is not busy would pay a failing recvmsg() per datagram: after a direct read
+// finds nothing, the next few completions do not try.
+void DatagramOps::read_directly() {
+    if (skip_direct_reads_ > 0) {
+        --skip_direct_reads_;
+        return;
+    }
+    // A recv armed from inside a callback (reading turned off and on) takes over: stop then.
+    for (int i = 0; i < kMaxDirectReads && owner_ && read_wanted_ && !recv_.in_backend; ++i) {
+        msghdr msg{};
+        iovec iov{buffer_, buffer_size_};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_name = &from_;
+        msg.msg_namelen = sizeof from_;
+        ssize_t n = ::recvmsg(recv_.fd, &msg, MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (i == 0) skip_direct_reads_ = kCompletionsBetweenProbes;
+            } else if (errno != EINTR) {
+                owner_->on_receive_error(-errno);
+            }
+            return;
+        }
+        owner_->on_datagram({buffer_, static_cast<std::size_t>(n)}, reinterpret_cast<const sockaddr*>(&from_),
+                            msg.msg_namelen);
+    }
 }
 
 void DatagramOps::rearm() noexcept {
@@ -210,7 +248,11 @@ void DatagramOps::dispatch() {
         owner_->on_sent(sent > 0 ? 0 : sent);
     }
     // The owner may turn reading off or release from inside a call: check before each step.
-    if (owner_ && read_wanted_ && held_) deliver_held();
+    if (owner_ && read_wanted_ && held_) {
+        const bool datagram = held_result_ >= 0;
+        deliver_held();
+        if (datagram) read_directly();
+    }
     rearm();
 }
 

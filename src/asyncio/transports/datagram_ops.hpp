@@ -1,5 +1,6 @@
 // The completion-backend I/O of a datagram transport: one RECVMSG in flight into a receive
-// buffer the endpoint owns, re-armed after each datagram is handed over, and one SENDMSG at a
+// buffer the endpoint owns, re-armed after each datagram is handed over (and after reading the
+// datagrams queued meanwhile with recvmsg(), while they keep coming), and one SENDMSG at a
 // time for the datagrams sendto() could not send at once. Used on io_uring, where it replaces
 // FdWatch's readiness events plus recvfrom/sendto (see docs/backends.md).
 //
@@ -100,6 +101,7 @@ private:
     void schedule() noexcept;
     void dispatch();
     void deliver_held();
+    void read_directly();
     void rearm() noexcept;
     bool releasable() const noexcept {
         return !owner_ && !recv_.in_backend && !send_.in_backend && !dispatching_;
@@ -120,6 +122,7 @@ private:
     Ref<HandleNode> node_;        // reused for every dispatch: no allocation per event
     int held_result_ = 0;         // a finished recv not handed over: bytes, or -errno
     int send_result_ = 0;         // a finished send to report: 1 done, -errno failed, 0 none
+    int skip_direct_reads_ = 0;   // completions left before read_directly() tries again
     bool held_ = false;
     bool recv_failed_ = false;    // the backend refused to arm the recv: reading is over
     bool read_wanted_ = false;
