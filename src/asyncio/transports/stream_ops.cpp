@@ -108,11 +108,12 @@ void StreamOps::end_read(int result) noexcept {
 }
 
 void StreamOps::deliver_received() {
-    batching_ = received_.size() - received_head_ + (parked_.empty() ? 0 : 1) > 1;
-    if (!parked_.empty() && owner_ && read_wanted_) {
+    batching_ = received_.size() - received_head_ + parked_.size() > 1;
+    while (owner_ && read_wanted_ && !parked_.empty()) {
         // Received while reading was off: before anything newer. If the owner turns reading off
         // again meanwhile, the queue below is parked anew, after these bytes.
-        std::vector<std::byte> bytes = std::exchange(parked_, {});
+        std::vector<std::byte> bytes = std::move(parked_.front());
+        parked_.pop_front();
         owner_->on_received(bytes);
     }
     // The owner may turn reading off or release from inside a call: check before each item.
@@ -151,7 +152,7 @@ void StreamOps::park(std::uint16_t id, std::uint32_t offset, std::uint32_t bytes
         ~GiveBack() { backend.give_back(id); }
     } give_back{backend_, id};
     const std::byte* data = backend_.provided_buffer(id) + offset;
-    parked_.insert(parked_.end(), data, data + bytes);
+    parked_.emplace_back(data, data + bytes);
 }
 
 void StreamOps::park_queued() noexcept {

@@ -23,6 +23,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <span>
 #include <vector>
 
@@ -124,7 +125,9 @@ private:
     WriteBuffer in_flight_;           // what send() took over, until the kernel took it all
     std::vector<Received> received_;  // delivered from received_head_ on
     std::size_t received_head_ = 0;
-    std::vector<std::byte> parked_;   // received while reading was off, before received_
+    // Received while reading was off, one copy per read, handed over before received_ and one
+    // at a time, as received_ is: an owner that pauses again after each gets them in pieces.
+    std::deque<std::vector<std::byte>> parked_;
     int send_result_ = 0;             // a finished send to report: 1 done, -errno failed, 0 none
     Ref<HandleNode> node_;            // reused for every dispatch: no allocation per event
     bool read_wanted_ = false;
