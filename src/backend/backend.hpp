@@ -38,9 +38,11 @@ enum class OpKind : std::uint8_t {
 // whether more completions follow; the last one has more == false and releases the operation.
 inline constexpr std::uint8_t kMultishot = 1;
 // recv only, with kMultishot: read into a buffer of the backend's pool (set_buffer_pool), so
-// that an idle connection holds none. The completion names it in op.buffer_id; the consumer
-// reads provided_buffer(id) and hands it back with give_back(id). When the pool is empty, reads
-// wait (nothing is dropped or reordered) until buffers come back.
+// that an idle connection holds none. The completion names it in op.buffer_id; the bytes start
+// at provided_buffer(id) + op.buffer_offset (a backend may hand out one buffer in consecutive
+// slices, to one connection or several); the consumer hands each completion's slice back with
+// one give_back(id). When the pool is empty, reads wait (nothing is dropped or reordered) until
+// buffers come back.
 inline constexpr std::uint8_t kProvidedBuffer = 2;
 
 // Poll events, as poll(2)'s bits so every backend can translate them.
@@ -71,6 +73,7 @@ struct Operation {
     // Set by the backend before each completion.
     bool more = false;           // another completion of this operation follows (multishot)
     std::uint16_t buffer_id = 0; // kProvidedBuffer: the buffer holding the bytes (result > 0)
+    std::uint32_t buffer_offset = 0;  // ... and where in it they start (0 on readiness backends)
 
     // The backend's own state for the operation (in flight, cancelling, ...); zero when idle.
     std::uint32_t backend_state = 0;
@@ -115,7 +118,8 @@ public:
     // The memory of a provided buffer named by a completion, and its size.
     virtual std::byte* provided_buffer(std::uint16_t id) noexcept = 0;
     virtual std::uint32_t provided_buffer_size() const noexcept = 0;
-    // Hands a provided buffer back to the pool once its bytes are consumed.
+    // Hands a provided buffer's slice back to the pool once its bytes are consumed: once per
+    // completion that named the buffer.
     virtual void give_back(std::uint16_t id) noexcept = 0;
 
     // The owner is about to close fd, whose operations are all released: forget what the
@@ -134,7 +138,9 @@ std::unique_ptr<Backend> make_backend(std::string_view requested);
 std::unique_ptr<Backend> make_epoll_backend();
 std::unique_ptr<Backend> make_poll_backend();
 std::unique_ptr<Backend> make_select_backend();
-// Null (with the reason in `why`) when the kernel refuses io_uring.
-std::unique_ptr<Backend> make_io_uring_backend(std::string& why);
+// Null (with the reason in `why`) when the kernel refuses io_uring. `incremental_buffers` false
+// keeps provided buffers consumed whole even where the kernel could do better (tests of the
+// fallback for kernels before 6.12).
+std::unique_ptr<Backend> make_io_uring_backend(std::string& why, bool incremental_buffers = true);
 
 }  // namespace tulip::asyncio::detail

@@ -31,7 +31,12 @@ struct Probe : backend::Operation {
     std::vector<bool> mores;
     std::string data;
     bool keep_buffers = false;
-    std::vector<std::pair<std::uint16_t, int>> held;  // (buffer id, bytes)
+    struct Slice {
+        std::uint16_t id;
+        std::uint32_t offset;
+        int bytes;
+    };
+    std::vector<Slice> held;
     int finals = 0;                                    // completions with more == false
 
     explicit Probe(backend::Backend& b) : owner(&b) { complete = &Probe::on_complete; }
@@ -43,9 +48,9 @@ struct Probe : backend::Operation {
         if (!op.more) ++p.finals;
         if ((op.flags & backend::kProvidedBuffer) && r > 0) {
             if (p.keep_buffers) {
-                p.held.emplace_back(op.buffer_id, r);
+                p.held.push_back({op.buffer_id, op.buffer_offset, r});
             } else {
-                p.data.append(reinterpret_cast<const char*>(p.owner->provided_buffer(op.buffer_id)), r);
+                p.data.append(reinterpret_cast<const char*>(p.owner->provided_buffer(op.buffer_id) + op.buffer_offset), r);
                 p.owner->give_back(op.buffer_id);
             }
         }
@@ -55,8 +60,8 @@ struct Probe : backend::Operation {
     void give_back_held(std::size_t at_most = SIZE_MAX) {
         std::size_t n = std::min(at_most, held.size());
         for (std::size_t i = 0; i < n; ++i) {
-            auto [id, bytes] = held[i];
-            data.append(reinterpret_cast<const char*>(owner->provided_buffer(id)), bytes);
+            auto [id, offset, bytes] = held[i];
+            data.append(reinterpret_cast<const char*>(owner->provided_buffer(id) + offset), bytes);
             owner->give_back(id);
         }
         held.erase(held.begin(), held.begin() + static_cast<std::ptrdiff_t>(n));

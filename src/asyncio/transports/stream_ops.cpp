@@ -35,9 +35,10 @@ void StreamOps::want_read(bool on) {
     read_wanted_ = on;
     if (!on) {
         if (recv_.in_backend && backend_.cancel(recv_)) recv_.in_backend = false;
+        park_queued();
         return;
     }
-    if (received_head_ < received_.size() || end_pending_) schedule();  // hand over what waited meanwhile
+    if (!parked_.empty() || received_head_ < received_.size() || end_pending_) schedule();  // what waited meanwhile
     if (!recv_.in_backend && !read_ended_) submit_recv();
     // else: a cancellation is still in flight; its final completion re-arms.
 }
@@ -62,7 +63,7 @@ void StreamOps::on_recv_complete(Operation& op, int result) noexcept {
         return;
     }
     if (result > 0) {
-        s.queue_buffer(op.buffer_id, static_cast<std::uint32_t>(result));
+        s.queue_buffer(op.buffer_id, op.buffer_offset, static_cast<std::uint32_t>(result));
     } else if (result != -ECANCELED || op.more) {
         s.end_read(result);  // EOF or an error: the recv's last completion
     }
@@ -76,9 +77,18 @@ void StreamOps::on_recv_complete(Operation& op, int result) noexcept {
     }
 }
 
-void StreamOps::queue_buffer(std::uint16_t id, std::uint32_t bytes) noexcept {
+void StreamOps::queue_buffer(std::uint16_t id, std::uint32_t offset, std::uint32_t bytes) noexcept {
+    if (!read_wanted_) {
+        try {
+            park(id, offset, bytes);  // gives the buffer back, even when it throws
+        } catch (...) {
+            if (recv_.in_backend && backend_.cancel(recv_)) recv_.in_backend = false;
+            end_read(-ENOMEM);
+        }
+        return;
+    }
     try {
-        received_.push_back({bytes, id});
+        received_.push_back({offset, bytes, id});
     } catch (...) {
         // No memory to queue it: the read ends with an error and the buffer goes back.
         backend_.give_back(id);
@@ -98,7 +108,14 @@ void StreamOps::end_read(int result) noexcept {
 }
 
 void StreamOps::deliver_received() {
-    batching_ = received_.size() - received_head_ > 1;
+    batching_ = received_.size() - received_head_ + parked_.size() > 1;
+    while (owner_ && read_wanted_ && !parked_.empty()) {
+        // Received while reading was off: before anything newer. If the owner turns reading off
+        // again meanwhile, the queue below is parked anew, after these bytes.
+        std::vector<std::byte> bytes = std::move(parked_.front());
+        parked_.pop_front();
+        owner_->on_received(bytes);
+    }
     // The owner may turn reading off or release from inside a call: check before each item.
     while (owner_ && read_wanted_ && received_head_ < received_.size()) {
         Received item = received_[received_head_++];
@@ -108,13 +125,13 @@ void StreamOps::deliver_received() {
             std::uint16_t id;
             ~GiveBack() { backend.give_back(id); }
         } give_back{backend_, item.buffer_id};
-        owner_->on_received({backend_.provided_buffer(item.buffer_id), item.bytes});
+        owner_->on_received({backend_.provided_buffer(item.buffer_id) + item.offset, item.bytes});
     }
     if (std::exchange(batching_, false) && owner_) owner_->on_batch_end();
     if (received_head_ == received_.size()) {
         received_.clear();  // keeps its capacity: no allocation per message
         received_head_ = 0;
-        if (owner_ && read_wanted_ && end_pending_) {
+        if (owner_ && read_wanted_ && end_pending_ && parked_.empty()) {
             end_pending_ = false;
             owner_->on_read_end(end_result_);
         }
@@ -123,6 +140,33 @@ void StreamOps::deliver_received() {
 
 void StreamOps::give_back_queued() noexcept {
     for (std::size_t i = received_head_; i < received_.size(); ++i) backend_.give_back(received_[i].buffer_id);
+    received_.clear();
+    received_head_ = 0;
+}
+
+// Copies a received slice into parked_ and gives the buffer back. Throws bad_alloc.
+void StreamOps::park(std::uint16_t id, std::uint32_t offset, std::uint32_t bytes) {
+    struct GiveBack {
+        Backend& backend;
+        std::uint16_t id;
+        ~GiveBack() { backend.give_back(id); }
+    } give_back{backend_, id};
+    const std::byte* data = backend_.provided_buffer(id) + offset;
+    parked_.emplace_back(data, data + bytes);
+}
+
+void StreamOps::park_queued() noexcept {
+    try {
+        while (received_head_ < received_.size()) {
+            Received item = received_[received_head_++];
+            park(item.buffer_id, item.offset, item.bytes);  // gives the buffer back, even when it throws
+        }
+    } catch (...) {
+        // No memory to keep the bytes: the read ends with an error.
+        give_back_queued();
+        if (recv_.in_backend && backend_.cancel(recv_)) recv_.in_backend = false;
+        end_read(-ENOMEM);
+    }
     received_.clear();
     received_head_ = 0;
 }

@@ -4,9 +4,11 @@
 //
 // As with FdWatch, a completion never runs the owner's code: it queues what arrived (bytes in a
 // provided buffer, EOF, an error, a finished send) and puts one reusable node on the loop's ready
-// queue; the dispatch hands the queue to the owner in order. While reading is off, received
-// buffers wait in the queue (a cancelled multishot recv may still deliver some) and are handed
-// over when reading resumes: nothing received is dropped or reordered.
+// queue; the dispatch hands the queue to the owner in order. While reading is off, what was
+// received (a cancelled multishot recv may still deliver some) is copied out of the provided
+// buffers, which go back to the pool at once: a paused connection pins none of the backend's
+// buffers (which may be large and shared with other connections, docs/backends.md). The copy is
+// handed over first when reading resumes: nothing received is dropped or reordered.
 //
 // Sends: the owner passes its pending bytes with send(); StreamOps takes the chunks over (so
 // that an abort or a release cannot free memory the kernel still reads), resubmits the rest of a
@@ -21,6 +23,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <span>
 #include <vector>
 
@@ -86,6 +89,7 @@ private:
     };
     // Bytes a completion left in a provided buffer, for the dispatch.
     struct Received {
+        std::uint32_t offset;
         std::uint32_t bytes;
         std::uint16_t buffer_id;
     };
@@ -102,12 +106,14 @@ private:
     void send_finished() noexcept;  // frees the chunks and the iovecs
     static void on_recv_complete(Operation& op, int result) noexcept;
     static void on_send_complete(Operation& op, int result) noexcept;
-    void queue_buffer(std::uint16_t id, std::uint32_t bytes) noexcept;
+    void queue_buffer(std::uint16_t id, std::uint32_t offset, std::uint32_t bytes) noexcept;
     void end_read(int result) noexcept;
     void schedule() noexcept;
     void dispatch();
     void deliver_received();
     void give_back_queued() noexcept;
+    void park(std::uint16_t id, std::uint32_t offset, std::uint32_t bytes);
+    void park_queued() noexcept;
     bool releasable() const noexcept { return !owner_ && !recv_.in_backend && !send_.in_backend; }
 
     EventLoop& loop_;
@@ -119,6 +125,9 @@ private:
     WriteBuffer in_flight_;           // what send() took over, until the kernel took it all
     std::vector<Received> received_;  // delivered from received_head_ on
     std::size_t received_head_ = 0;
+    // Received while reading was off, one copy per read, handed over before received_ and one
+    // at a time, as received_ is: an owner that pauses again after each gets them in pieces.
+    std::deque<std::vector<std::byte>> parked_;
     int send_result_ = 0;             // a finished send to report: 1 done, -errno failed, 0 none
     Ref<HandleNode> node_;            // reused for every dispatch: no allocation per event
     bool read_wanted_ = false;
