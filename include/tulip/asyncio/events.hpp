@@ -144,6 +144,7 @@ using ExceptionHandler = std::function<void(EventLoop&, const ExceptionContext&)
 // at most 32768) of `size` bytes, allocated when the loop is made. When the pool runs dry, reads
 // wait for buffers to come back; nothing is dropped. The readiness backends read into one
 // shared buffer instead and ignore it.
+// A pool given here is used as given, on every kernel.
 struct ReadBufferPool {
     std::uint32_t count = 128;
     std::uint32_t size = 32768;
@@ -162,7 +163,8 @@ struct LoopOptions {
     // the loop would otherwise block on it (CPython's test loop does the same), so timeout logic
     // can be tested exactly and at once. I/O is still polled, without blocking.
     bool virtual_clock = false;
-    // Unset: 512 x 8 KiB, allocated at the first read (see ReadBufferPool).
+    // Unset: 4 MiB, allocated at the first read: 32 x 128 KiB where the kernel consumes buffers
+    // incrementally (Linux 6.12), else 128 x 32 KiB (see ReadBufferPool, docs/backends.md).
     std::optional<ReadBufferPool> read_buffer_pool;
 };
 
