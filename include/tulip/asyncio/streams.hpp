@@ -303,6 +303,11 @@ public:
     // run; then waits while writing is paused. After the connection is lost: the loss's
     // exception, or ConnectionResetError("Connection lost"). Cancelling it leaves the writer
     // usable.
+    //
+    // When none of that applies (the common case), it returns a finished Coro (Coro<>::ready()),
+    // which costs no coroutine frame. The checks are made when drain() is called, not when its
+    // Coro is awaited or its task first runs: the same thing for `co_await writer.drain()`; a
+    // drain() kept for later, or given to create_task(), reports the state of the call.
     Coro<> drain() const;
 
     // Python's get_extra_info(name, default).
