@@ -679,6 +679,95 @@ TEST_CASE_METHOD(LoopFixture, "streams: a cancelled read_into takes nothing and 
     run(body());
 }
 
+TEST_CASE_METHOD(LoopFixture, "streams: data for a waiting read_into goes straight into its buffer, the rest in order",
+                 "[streams]") {
+    StreamReader r;
+    auto body = [&]() -> asyncio::Coro<> {
+        auto t = asyncio::create_task(read_into_task(r, 4));
+        co_await asyncio::sleep(0);
+        r.feed_data("abcdefgh");
+        CHECK(r.buffered() == "efgh");  // what did not fit, behind what did
+        r.feed_data("ij");
+        auto got1 = co_await t;
+        CHECK(got1 == "abcd");
+        CHECK(r.buffered() == "efghij");
+        auto next = asyncio::create_task(read_into_task(r, 10));
+        auto got2 = co_await next;
+        CHECK(got2 == "efghij");
+    };
+    run(body());
+}
+
+TEST_CASE_METHOD(LoopFixture, "streams: a read_into cancelled after its data came puts it back in front",
+                 "[streams][cancel]") {
+    StreamReader r;
+    auto body = [&]() -> asyncio::Coro<> {
+        auto t = asyncio::create_task(read_into_task(r, 4));
+        co_await asyncio::sleep(0);
+        r.feed_data("abcdefgh");
+        r.feed_data("ij");
+        // Another reader takes from the rest before the cancelled one runs.
+        std::string taken = co_await r.read(4);
+        CHECK(taken == "efgh");
+        t.cancel();
+        bool was_cancelled = co_await ends_cancelled(t);
+        CHECK(was_cancelled);
+        CHECK(r.buffered() == "abcdij");  // back in front of what is left, in order
+        // And with nothing taken from the rest.
+        StreamReader r2;
+        auto u = asyncio::create_task(read_into_task(r2, 3));
+        co_await asyncio::sleep(0);
+        r2.feed_data("xyz0123");
+        u.cancel();
+        was_cancelled = co_await ends_cancelled(u);
+        CHECK(was_cancelled);
+        CHECK(r2.buffered() == "xyz0123");
+    };
+    run(body());
+}
+
+TEST_CASE_METHOD(LoopFixture, "streams: the bytes a waiting read_into takes do not count towards pausing",
+                 "[streams]") {
+    auto s = connect_stream(10);
+    auto body = [&]() -> asyncio::Coro<> {
+        auto t = asyncio::create_task(read_into_task(s.reader, 10));
+        co_await asyncio::sleep(0);
+        s.transport->receive(std::string(30, 'a'));  // 10 into the read, 20 buffered: not above 2 x limit
+        CHECK(s.transport->is_reading());
+        auto got3 = co_await t;
+        CHECK(got3.size() == 10);
+        auto u = asyncio::create_task(read_into_task(s.reader, 25));
+        auto got4 = co_await u;
+        CHECK(got4.size() == 20);
+        auto v = asyncio::create_task(read_into_task(s.reader, 4));
+        co_await asyncio::sleep(0);
+        s.transport->receive(std::string(25, 'b'));  // 21 buffered: paused
+        CHECK_FALSE(s.transport->is_reading());
+        CHECK(s.transport->pause_reading_calls == 1);
+        auto got5 = co_await v;
+        CHECK(got5.size() == 4);
+        CHECK_FALSE(s.transport->is_reading());  // 21 still buffered
+        std::array<char, 21> buf{};
+        std::size_t got6 = co_await s.reader.read_into(buf);
+        CHECK(got6 == 21);  // empty: resumed
+        CHECK(s.transport->is_reading());
+        // Cancelled after its data came: the bytes put back count again.
+        auto w = asyncio::create_task(read_into_task(s.reader, 8));
+        co_await asyncio::sleep(0);
+        s.transport->receive(std::string(25, 'c'));  // 8 into the read, 17 buffered: not paused
+        CHECK(s.transport->is_reading());
+        w.cancel();
+        bool was_cancelled = co_await ends_cancelled(w);
+        CHECK(was_cancelled);
+        CHECK(s.reader.buffered() == std::string(25, 'c'));
+        CHECK_FALSE(s.transport->is_reading());  // 25 buffered: paused
+        CHECK(s.transport->pause_reading_calls == 2);
+    };
+    run(body());
+    s.writer.close();
+    run(s.writer.wait_closed());
+}
+
 TEST_CASE_METHOD(LoopFixture, "streams: the cancel message of a read_into reaches its CancelledError",
                  "[streams][cancel]") {
     StreamReader r;

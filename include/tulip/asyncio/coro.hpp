@@ -3,6 +3,13 @@
 // A Coro is lazy: nothing runs until it is awaited (then it runs inline, in the awaiting task) or
 // handed to create_task(). It is move-only and can be awaited once.
 //
+// A Coro can also be made already finished, without a coroutine frame: Coro<T>::ready(value)
+// (Coro<>::ready() for void) and Coro<T>::ready_exception(e). A function that returns a Coro
+// and often has nothing to wait for (StreamWriter::drain()) returns one of those on that path:
+// awaiting it does not suspend and costs no frame. Everything that accepts a Coro accepts them;
+// where a frame is needed (create_task and everything built on it) release() makes a trivial
+// one, the rare path.
+//
 // Stack depth: awaiting a Coro resumes it from await_suspend and, when it completes without
 // suspending, continues the caller by returning false, so a loop of a million co_awaits of
 // Coros that finish synchronously uses constant stack even where the compiler does not turn
@@ -22,6 +29,18 @@
 namespace tulip::asyncio {
 
 namespace detail {
+
+// What a Coro holds besides its frame: whether it was made finished (ready(), ready_exception())
+// and whether that outcome was taken by an await.
+enum class CoroReady : unsigned char { no, value, error, taken };
+
+// The value of a Coro made with ready(value); nothing for Coro<>.
+template <class T>
+struct ReadyValue {
+    std::optional<T> value;
+};
+template <>
+struct ReadyValue<void> {};
 
 // The task that owns a top-level coroutine, told when it finishes.
 class CoroOwner {
@@ -114,27 +133,71 @@ public:
     using value_type = T;
 
     Coro() noexcept = default;
-    Coro(Coro&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+    Coro(Coro&& o) noexcept
+        : h_(std::exchange(o.h_, {})),
+          error_(std::move(o.error_)),
+          ready_value_(std::move(o.ready_value_)),
+          ready_(std::exchange(o.ready_, detail::CoroReady::no)) {}
     Coro& operator=(Coro&& o) noexcept {
         if (this != &o) {
             reset();
             h_ = std::exchange(o.h_, {});
+            error_ = std::move(o.error_);
+            ready_value_ = std::move(o.ready_value_);
+            ready_ = std::exchange(o.ready_, detail::CoroReady::no);
         }
         return *this;
     }
     Coro(const Coro&) = delete;
     Coro& operator=(const Coro&) = delete;
-    ~Coro() { reset(); }
+    ~Coro() {
+        if (h_) h_.destroy();
+    }
 
-    bool valid() const noexcept { return static_cast<bool>(h_); }
+    // A Coro that is already finished with this result: no frame; awaiting it does not suspend.
+    static Coro ready()
+        requires std::is_void_v<T>
+    {
+        Coro c;
+        c.ready_ = detail::CoroReady::value;
+        return c;
+    }
+    template <class U>
+        requires(!std::is_void_v<T> && std::is_constructible_v<T, U &&>)
+    static Coro ready(U&& value) {
+        Coro c;
+        c.ready_value_.value.emplace(std::forward<U>(value));
+        c.ready_ = detail::CoroReady::value;
+        return c;
+    }
+    // A Coro that is already finished with an exception, which awaiting it raises. ValueError
+    // for a null exception.
+    static Coro ready_exception(std::exception_ptr error) {
+        if (!error) throw ValueError("Coro::ready_exception() needs an exception, not null");
+        Coro c;
+        c.error_ = std::move(error);
+        c.ready_ = detail::CoroReady::error;
+        return c;
+    }
 
-    // Hands the frame to a task (create_task); the Coro is empty afterwards.
-    handle_type release() noexcept { return std::exchange(h_, {}); }
+    // False for a Coro made empty (default-constructed, moved from, or given to a task).
+    bool valid() const noexcept { return h_ || ready_ != detail::CoroReady::no; }
+
+    // Hands the frame to a task (create_task); the Coro is empty afterwards. A Coro made by
+    // ready() or ready_exception() gets a trivial frame here that finishes with its outcome.
+    // RuntimeError for a Coro that was already awaited.
+    handle_type release() {
+        if (h_ && h_.promise().finished()) throw RuntimeError("cannot reuse already awaited coroutine");
+        if (ready_ == detail::CoroReady::no) return std::exchange(h_, {});
+        if (ready_ == detail::CoroReady::taken) throw RuntimeError("cannot reuse already awaited coroutine");
+        return finish_in_frame(std::move(*this)).release();
+    }
 
     struct Awaiter {
-        handle_type child;
+        handle_type child;  // null for a Coro made finished: `self` holds the outcome
+        Coro* self;
 
-        bool await_ready() const noexcept { return false; }
+        bool await_ready() const noexcept { return !child; }
         // Runs the child inline. If it finished without suspending, the caller continues at once
         // (return false) instead of being resumed from the child's frame.
         bool await_suspend(std::coroutine_handle<> caller) {
@@ -143,26 +206,54 @@ public:
             child.promise().set_continuation(caller);
             return true;
         }
-        T await_resume() { return child.promise().take_result(); }
+        T await_resume() {
+            if (child) return child.promise().take_result();
+            return self->take_ready();
+        }
     };
 
-    Awaiter operator co_await() & { return Awaiter{checked()}; }
-    Awaiter operator co_await() && { return Awaiter{checked()}; }
+    Awaiter operator co_await() & { return checked(); }
+    Awaiter operator co_await() && { return checked(); }
 
 private:
     explicit Coro(handle_type h) noexcept : h_(h) {}
 
-    handle_type checked() const {
-        if (!h_) throw RuntimeError("cannot await an empty Coro (moved from or given to a task)");
-        if (h_.promise().finished()) throw RuntimeError("cannot reuse already awaited coroutine");
-        return h_;
+    Awaiter checked() {
+        if (h_) {
+            if (h_.promise().finished()) throw RuntimeError("cannot reuse already awaited coroutine");
+            return Awaiter{h_, this};
+        }
+        if (ready_ == detail::CoroReady::no)
+            throw RuntimeError("cannot await an empty Coro (moved from or given to a task)");
+        if (ready_ == detail::CoroReady::taken) throw RuntimeError("cannot reuse already awaited coroutine");
+        return Awaiter{{}, this};
+    }
+    // The outcome of a Coro made finished, once.
+    T take_ready() {
+        ready_ = detail::CoroReady::taken;
+        if (error_) std::rethrow_exception(std::exchange(error_, {}));
+        if constexpr (!std::is_void_v<T>) return std::move(*ready_value_.value);
+    }
+    // The frame that release() gives a Coro made finished.
+    static Coro finish_in_frame(Coro finished) {
+        if constexpr (std::is_void_v<T>) {
+            co_await std::move(finished);
+        } else {
+            co_return co_await std::move(finished);
+        }
     }
     void reset() noexcept {
         if (h_) h_.destroy();
         h_ = {};
+        error_ = {};
+        if constexpr (!std::is_void_v<T>) ready_value_.value.reset();
+        ready_ = detail::CoroReady::no;
     }
 
     handle_type h_;
+    std::exception_ptr error_;  // ready_exception()'s, until awaited
+    [[no_unique_address]] detail::ReadyValue<T> ready_value_;
+    detail::CoroReady ready_ = detail::CoroReady::no;
 };
 
 }  // namespace tulip::asyncio

@@ -93,6 +93,16 @@ public:
     void wake(std::exception_ptr exc) noexcept;
     bool cancel_wait(const std::string& msg) override;
 
+    // read_into()'s buffer, given before prepare(): feed_data() then copies the first data
+    // straight into it (one copy instead of two, through the stream's buffer) when that buffer
+    // is empty, as it is whenever read_into() waits.
+    void receive_into(std::span<std::byte> buffer) noexcept { direct_ = buffer; }
+    // feed_data()'s side: copies what fits of data into that buffer and returns how much (0
+    // without one). Once only: the waiter is woken next.
+    std::size_t deliver(std::string_view data) noexcept;
+    // How many bytes deliver() copied.
+    std::size_t received() const noexcept { return received_; }
+
 private:
     StreamReaderState* state_ = nullptr;
     TaskCore* task_ = nullptr;
@@ -101,6 +111,8 @@ private:
     Ref<FutureStateBase> task_state_;
     // What resume() raises: set_exception()'s exception, or CancelledError when cancelled.
     std::exception_ptr exception_;
+    std::span<std::byte> direct_;
+    std::size_t received_ = 0;
     bool woken_ = false;
 };
 }  // namespace detail
@@ -196,6 +208,9 @@ public:
     // EOF (or for an empty buffer). Raises as read() does (set_exception's exception, at once;
     // RuntimeError for a second waiting reader); cancelled while waiting, it raises
     // CancelledError and takes nothing. The buffer must stay valid until the read returns.
+    // While it waits, the data that wakes it is copied straight into the buffer, not through
+    // the stream's (what does not fit goes there); a read cancelled after that puts the bytes
+    // back at the front of the stream's buffer, so that it still takes nothing.
     // Allocates nothing: no string, no coroutine frame, no future, so that a loop of
     // read_into/write/drain on a reused buffer makes no heap allocation per message.
     ReadIntoAwaiter read_into(std::span<std::byte> buffer) const { return ReadIntoAwaiter(state_, buffer); }
@@ -303,6 +318,11 @@ public:
     // run; then waits while writing is paused. After the connection is lost: the loss's
     // exception, or ConnectionResetError("Connection lost"). Cancelling it leaves the writer
     // usable.
+    //
+    // When none of that applies (the common case), it returns a finished Coro (Coro<>::ready()),
+    // which costs no coroutine frame. The checks are made when drain() is called, not when its
+    // Coro is awaited or its task first runs: the same thing for `co_await writer.drain()`; a
+    // drain() kept for later, or given to create_task(), reports the state of the call.
     Coro<> drain() const;
 
     // Python's get_extra_info(name, default).

@@ -61,6 +61,14 @@ void StreamDataWaiter::wake(std::exception_ptr exc) noexcept {
     task_state_->loop().schedule_task_step(*task_);
 }
 
+std::size_t StreamDataWaiter::deliver(std::string_view data) noexcept {
+    const std::size_t n = std::min(data.size(), direct_.size());
+    if (n != 0) std::memcpy(direct_.data(), data.data(), n);
+    direct_ = {};
+    received_ = n;
+    return n;
+}
+
 bool StreamDataWaiter::cancel_wait(const std::string& msg) {
     if (woken_) return false;
     woken_ = true;
@@ -80,6 +88,7 @@ bool ReadIntoAwaiter::await_ready() {
     StreamReaderState& s = *state_;
     s.raise_if_failed();
     if (buffer_.empty() || !s.buffer().empty() || s.eof()) return true;
+    waiter_.receive_into(buffer_);
     waiter_.prepare(s, "read_into");
     waited_ = true;
     return false;
@@ -88,15 +97,28 @@ bool ReadIntoAwaiter::await_ready() {
 void ReadIntoAwaiter::await_suspend(std::coroutine_handle<> h) noexcept { waiter_.suspend(h); }
 
 std::size_t ReadIntoAwaiter::await_resume() {
-    if (waited_) waiter_.resume();
     StreamReaderState& s = *state_;
+    std::size_t got = 0;
+    if (waited_) {
+        got = waiter_.received();
+        try {
+            waiter_.resume();
+        } catch (...) {
+            // Cancelled after feed_data() had copied data in: give it back, take nothing.
+            if (got != 0) s.unread(std::string_view(reinterpret_cast<const char*>(buffer_.data()), got));
+            throw;
+        }
+        if (got == buffer_.size() || s.buffer().empty()) return got;
+    }
+    // From the stream's buffer: all of it when the read did not wait, else what came after
+    // the data that woke it.
     std::string_view data = s.buffer().view();
-    const std::size_t n = std::min(data.size(), buffer_.size());
-    if (n == 0) return 0;
-    std::memcpy(buffer_.data(), data.data(), n);
+    const std::size_t n = std::min(data.size(), buffer_.size() - got);
+    if (n == 0) return got;
+    std::memcpy(buffer_.data() + got, data.data(), n);
     s.buffer().discard(n);
     s.maybe_resume_transport();
-    return n;
+    return got + n;
 }
 
 }  // namespace tulip::asyncio

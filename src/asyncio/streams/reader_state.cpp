@@ -14,8 +14,26 @@ namespace tulip::asyncio::detail {
 void StreamReaderState::feed_data(std::string_view data) {
     if (eof_) throw RuntimeError("StreamReader.feed_data() after feed_eof()");
     if (data.empty()) return;
+    if (waiter_ && buffer_.empty()) {
+        // A waiting read_into() takes the data straight into its own buffer; the rest, if any,
+        // is buffered behind it, in order.
+        data.remove_prefix(waiter_->deliver(data));
+        if (data.empty()) {
+            wakeup_waiter();
+            return;
+        }
+    }
     buffer_.append(data);
     wakeup_waiter();
+    maybe_pause_transport();
+}
+
+void StreamReaderState::unread(std::string_view data) {
+    buffer_.prepend(data);
+    maybe_pause_transport();
+}
+
+void StreamReaderState::maybe_pause_transport() {
     if (transport_ && !paused_ && buffer_.size() > 2 * limit_) {
         transport_->pause_reading();
         paused_ = true;

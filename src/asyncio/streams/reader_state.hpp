@@ -25,6 +25,8 @@ public:
     std::string_view view() const noexcept { return std::string_view(data_).substr(start_); }
 
     void append(std::string_view bytes);
+    // Puts bytes back in front of the buffer (a read that gave them up).
+    void prepend(std::string_view bytes);
     // Removes and returns the first n bytes (n <= size()). Taking everything from an
     // uncompacted buffer moves the storage out instead of copying it.
     std::string take(std::size_t n);
@@ -41,6 +43,9 @@ public:
     explicit StreamReaderState(std::size_t limit) : limit_(limit) {}
 
     void feed_data(std::string_view data);
+    // Puts bytes that a read took back at the front, as if it had not taken them (flow control
+    // included).
+    void unread(std::string_view data);
     void feed_eof();
     void set_exception(std::exception_ptr exc);
     void set_transport(ReadTransport& transport);
@@ -98,6 +103,7 @@ public:
 
 private:
     void wakeup_waiter();
+    void maybe_pause_transport();
 
     StreamBuffer buffer_;
     std::size_t limit_;

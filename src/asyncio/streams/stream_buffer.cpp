@@ -18,6 +18,15 @@ void StreamBuffer::append(std::string_view bytes) {
     data_.append(bytes);
 }
 
+void StreamBuffer::prepend(std::string_view bytes) {
+    if (bytes.size() <= start_) {
+        start_ -= bytes.size();
+        data_.replace(start_, bytes.size(), bytes);
+    } else {
+        data_.insert(start_, bytes);
+    }
+}
+
 std::string StreamBuffer::take(std::size_t n) {
     n = std::min(n, size());
     std::string out;

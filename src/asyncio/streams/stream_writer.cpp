@@ -81,7 +81,16 @@ bool StreamWriter::can_write_eof() const { return state_->transport->can_write_e
 void StreamWriter::close() { state_->transport->close(); }
 bool StreamWriter::is_closing() const { return state_->transport->is_closing(); }
 Coro<> StreamWriter::wait_closed() const { return wait_closed_impl(state_); }
-Coro<> StreamWriter::drain() const { return drain_impl(state_); }
+Coro<> StreamWriter::drain() const {
+    // The common drain has nothing to raise, nothing to yield for and nothing to wait for: a
+    // finished Coro, without a frame. The same tests as drain_impl's, in the same order.
+    const detail::StreamWriterState& s = *state_;
+    if (!s.reader_failed() && !s.transport->is_closing()) {
+        const FlowControlMixin& protocol = *s.protocol;
+        if (!protocol.writing_paused() && !protocol.is_connection_lost()) return Coro<>::ready();
+    }
+    return drain_impl(state_);
+}
 
 std::any StreamWriter::get_extra_info(std::string_view name, std::any default_value) const {
     std::any info = state_->transport->get_extra_info(name);
