@@ -2,16 +2,19 @@
 // provided-buffer ring, arm a multishot recv on a socketpair and check that it delivers a byte
 // and stays armed.
 #include "io_uring_probe.hpp"
-#include "ring_handoff.hpp"
 
 #include <liburing.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <mutex>
 #include <optional>
+
+#include "io_uring_buf_ring.hpp"
+#include "ring_handoff.hpp"
+#include "tulip/exceptions.hpp"
 
 namespace tulip::asyncio::detail {
 namespace {
@@ -22,7 +25,7 @@ constexpr std::uint64_t kRecvTag = 1;
 std::string os_reason(const char* call, int err) { return std::string(call) + ": " + std::strerror(err); }
 
 // A ring, a buffer ring and a socketpair, released in the right order whatever the outcome:
-// the ring first (the kernel lets go of the buffer ring's pages), then the mapping.
+// the ring first (the kernel lets go of the buffer ring's pages), then the mappings.
 class ProbeRing {
 public:
     ~ProbeRing() {
@@ -30,7 +33,6 @@ public:
             ring_torn_down();
             io_uring_queue_exit(&ring_);
         }
-        if (buf_ring_) ::munmap(buf_ring_, kBufRingBytes);
         for (int fd : pair_)
             if (fd >= 0) ::close(fd);
     }
@@ -51,21 +53,12 @@ public:
     }
 
 private:
-    static constexpr std::size_t kBufRingBytes = 4096;
-
     std::optional<std::string> register_buffer_ring() {
-        void* p = ::mmap(nullptr, kBufRingBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) return os_reason("mmap", errno);
-        buf_ring_ = static_cast<io_uring_buf_ring*>(p);
-        io_uring_buf_ring_init(buf_ring_);
-        io_uring_buf_ring_add(buf_ring_, buffer_, sizeof buffer_, 0, io_uring_buf_ring_mask(1), 0);
-        io_uring_buf_ring_advance(buf_ring_, 1);
-        io_uring_buf_reg reg{};
-        reg.ring_addr = reinterpret_cast<std::uintptr_t>(buf_ring_);
-        reg.ring_entries = 1;
-        reg.bgid = kProbeGroup;
-        if (int r = io_uring_register_buf_ring(&ring_, &reg, 0); r < 0)
-            return "provided buffer rings (Linux 5.19) are missing: " + os_reason("io_uring_register_buf_ring", -r);
+        try {
+            buffers_.create(ring_, kProbeGroup, 1, 64, false);
+        } catch (const OSError& e) {
+            return std::string("provided buffer rings (Linux 5.19) are missing: ") + e.what();
+        }
         return std::nullopt;
     }
 
@@ -90,9 +83,8 @@ private:
 
     io_uring ring_{};
     bool ring_ok_ = false;
-    io_uring_buf_ring* buf_ring_ = nullptr;
     int pair_[2] = {-1, -1};
-    char buffer_[64] = {};
+    IoUringBufRing buffers_;  // unmapped after the destructor's body has torn the ring down
 };
 
 }  // namespace
