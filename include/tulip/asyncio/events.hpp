@@ -404,6 +404,9 @@ public:
     void schedule_fd_watch(detail::FdWatch& watch) { ready_.push_fd_watch(&watch); }
     // Takes a reference on the task and steps it on the next iteration (no allocation).
     void schedule_task_step(detail::TaskCore& task);
+    // The same, taking over a reference on the task's future that the caller holds (an awaiter
+    // that kept its task alive while it waited hands its reference on).
+    void schedule_task_step_adopt(detail::TaskCore& task) { ready_.push_task(&task); }
     void register_task(detail::TaskCore& task) noexcept;
     void unregister_task(detail::TaskCore& task) noexcept;
     detail::TaskCore* first_live_task() const noexcept { return live_tasks_; }

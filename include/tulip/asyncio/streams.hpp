@@ -72,48 +72,60 @@ struct StreamWriterState;
 // lives in the waiting frame and suspends its task directly, without a future: feed_data(),
 // feed_eof() and set_exception() schedule the task, cancel() takes it off the reader. A frame
 // destroyed while it waits (its task abandoned) takes it off the reader too.
+//
+// While it is registered with a reader it holds one reference on its task (the loop keeps a
+// waiting task alive, as it does a sleeping one); waking it hands that reference to the ready
+// queue. The member functions marked inline are tulip's own, defined where the reader is.
 class StreamDataWaiter final : public Waitable {
 public:
     StreamDataWaiter() noexcept = default;
     StreamDataWaiter(const StreamDataWaiter&) = delete;
     StreamDataWaiter& operator=(const StreamDataWaiter&) = delete;
-    ~StreamDataWaiter();
+    ~StreamDataWaiter() {
+        if (state_) abandon();
+    }
 
     // Before suspending: the checks of _wait_for_data (RuntimeError for a second waiter, a
     // wait after EOF, or no running task), then registers with the reader. func_name names the
     // method in those messages.
-    void prepare(StreamReaderState& state, const char* func_name);
+    inline void prepare(StreamReaderState& state, const char* func_name);
     // In await_suspend, after prepare(): cannot fail.
-    void suspend(std::coroutine_handle<> h) noexcept;
+    inline void suspend(std::coroutine_handle<> h) noexcept;
     // In await_resume: raises CancelledError, the exception the reader was failed with, or a
     // cancel() that came after the wake-up.
-    void resume();
+    inline void resume();
 
-    // The reader's side: data, EOF (exc null) or an exception arrived.
-    void wake(std::exception_ptr exc) noexcept;
+    // The reader's side: data, EOF (exc null) or an exception arrived. The reader has already
+    // let go of the waiter.
+    inline void wake(std::exception_ptr exc) noexcept;
     bool cancel_wait(const std::string& msg) override;
 
-    // read_into()'s buffer, given before prepare(): feed_data() then copies the first data
-    // straight into it (one copy instead of two, through the stream's buffer) when that buffer
-    // is empty, as it is whenever read_into() waits.
+    // read_into()'s buffer, given before prepare(): the first data then goes straight into it
+    // (received by the transport, or copied by feed_data()) rather than through the stream's
+    // buffer, which is empty whenever read_into() waits.
     void receive_into(std::span<std::byte> buffer) noexcept { direct_ = buffer; }
+    std::span<std::byte> direct_buffer() const noexcept { return direct_; }
     // feed_data()'s side: copies what fits of data into that buffer and returns how much (0
     // without one). Once only: the waiter is woken next.
     std::size_t deliver(std::string_view data) noexcept;
-    // How many bytes deliver() copied.
+    // The transport received n bytes into direct_buffer() itself. Once only.
+    void delivered(std::size_t n) noexcept {
+        received_ = n;
+        direct_ = {};
+    }
+    // How many bytes went straight into the buffer.
     std::size_t received() const noexcept { return received_; }
 
 private:
-    StreamReaderState* state_ = nullptr;
+    void abandon() noexcept;
+    [[noreturn]] static void raise_no_task(const char* func_name);
+
+    StreamReaderState* state_ = nullptr;  // the reader it is registered with, until woken
     TaskCore* task_ = nullptr;
-    // The waiting task: the loop keeps it alive, as it does a sleeping one; its loop is the
-    // one to schedule it on.
-    Ref<FutureStateBase> task_state_;
     // What resume() raises: set_exception()'s exception, or CancelledError when cancelled.
     std::exception_ptr exception_;
     std::span<std::byte> direct_;
     std::size_t received_ = 0;
-    bool woken_ = false;
 };
 }  // namespace detail
 

@@ -24,7 +24,7 @@ public:
     using Handle = typename Coro<T>::handle_type;
 
     TaskState(EventLoop& loop, Handle frame, std::string task_name)
-        : FutureState<T>(loop), frame_(frame) {
+        : FutureState<T>(loop), TaskCore(static_cast<FutureStateBase&>(*this)), frame_(frame) {
         init_name(std::move(task_name));
         resume_point = frame;
         frame_.promise().set_owner(this);
@@ -40,7 +40,6 @@ public:
         if (registered) this->loop().unregister_task(*this);
     }
 
-    FutureStateBase& future_state() noexcept override { return *this; }
     bool cancel(std::string msg) override { return request_cancel(std::move(msg)); }
     bool is_task() const noexcept override { return true; }
     std::string describe() const override { return "Task '" + get_name() + "'"; }

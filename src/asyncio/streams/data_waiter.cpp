@@ -13,7 +13,7 @@
 
 namespace tulip::asyncio::detail {
 
-void StreamReaderState::begin_wait(const char* func_name, StreamDataWaiter& waiter) {
+void StreamReaderState::before_wait(const char* func_name) {
     // One waiter links feed_data() to one reader: with two, nobody could tell which of them
     // gets the next data.
     if (waiter_)
@@ -24,41 +24,20 @@ void StreamReaderState::begin_wait(const char* func_name, StreamDataWaiter& wait
         paused_ = false;
         if (transport_) transport_->resume_reading();
     }
-    waiter_ = &waiter;
 }
 
-StreamDataWaiter::~StreamDataWaiter() {
-    if (state_) state_->end_wait(*this);
+void StreamDataWaiter::raise_no_task(const char* func_name) {
+    throw RuntimeError(std::string(func_name) +
+                       "(): co_await outside a task: run the coroutine with asyncio::run(), "
+                       "create_task() or run_until_complete()");
 }
 
-void StreamDataWaiter::prepare(StreamReaderState& state, const char* func_name) {
-    TaskCore* task = current_task_core();
-    if (!task)
-        throw RuntimeError(std::string(func_name) +
-                           "(): co_await outside a task: run the coroutine with asyncio::run(), "
-                           "create_task() or run_until_complete()");
-    state.begin_wait(func_name, *this);
-    state_ = &state;
-    task_ = task;
-}
-
-void StreamDataWaiter::suspend(std::coroutine_handle<> h) noexcept {
-    // prepare() found the task running: this cannot throw.
-    suspend_current_task(h, this);
-    task_state_ = Ref<FutureStateBase>(&task_->future_state());
-}
-
-void StreamDataWaiter::resume() {
-    task_state_.reset();
-    if (exception_) std::rethrow_exception(exception_);
-    raise_if_cancel_requested();
-}
-
-void StreamDataWaiter::wake(std::exception_ptr exc) noexcept {
-    if (woken_) return;
-    woken_ = true;
-    exception_ = std::move(exc);
-    task_state_->loop().schedule_task_step(*task_);
+void StreamDataWaiter::abandon() noexcept {
+    // The frame is destroyed while it waits (its task abandoned as the loop closes): leave the
+    // reader and let go of the task.
+    state_->end_wait(*this);
+    state_ = nullptr;
+    task_->future_state().release();
 }
 
 std::size_t StreamDataWaiter::deliver(std::string_view data) noexcept {
@@ -70,11 +49,9 @@ std::size_t StreamDataWaiter::deliver(std::string_view data) noexcept {
 }
 
 bool StreamDataWaiter::cancel_wait(const std::string& msg) {
-    if (woken_) return false;
-    woken_ = true;
-    exception_ = std::make_exception_ptr(CancelledError(msg));
+    if (!state_) return false;  // woken already: the cancel is delivered when the task resumes
     state_->end_wait(*this);
-    task_state_->loop().schedule_task_step(*task_);
+    wake(std::make_exception_ptr(CancelledError(msg)));
     return true;
 }
 

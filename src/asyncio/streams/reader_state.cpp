@@ -55,10 +55,6 @@ void StreamReaderState::set_transport(ReadTransport& transport) {
     transport_ = &transport;
 }
 
-void StreamReaderState::wakeup_waiter() {
-    if (StreamDataWaiter* w = std::exchange(waiter_, nullptr)) w->wake(nullptr);
-}
-
 void StreamReaderState::maybe_resume_transport() {
     if (paused_ && buffer_.size() <= limit_) {
         paused_ = false;

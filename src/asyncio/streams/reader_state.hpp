@@ -10,6 +10,9 @@
 #include <string_view>
 
 #include "tulip/asyncio/coro.hpp"
+#include "tulip/asyncio/detail/future_state.hpp"
+#include "tulip/asyncio/detail/task_core.hpp"
+#include "tulip/asyncio/events.hpp"
 #include "tulip/asyncio/streams.hpp"
 #include "tulip/asyncio/transports.hpp"
 
@@ -92,7 +95,11 @@ public:
     // awaiting frame.
     DataWait wait_for_data(const char* func_name) noexcept { return DataWait(*this, func_name); }
     // What StreamDataWaiter::prepare() checks and registers.
-    void begin_wait(const char* func_name, StreamDataWaiter& waiter);
+    void begin_wait(const char* func_name, StreamDataWaiter& waiter) {
+        if (waiter_ || eof_ || paused_) [[unlikely]]
+            before_wait(func_name);
+        waiter_ = &waiter;
+    }
     // A waiter that goes away (cancelled, or its frame destroyed) stops being the waiter.
     void end_wait(const StreamDataWaiter& waiter) noexcept {
         if (waiter_ == &waiter) waiter_ = nullptr;
@@ -101,8 +108,24 @@ public:
     // The readuntil() algorithm for separators sorted by length (shortest first, non-empty).
     Coro<std::string> readuntil(std::span<const std::string_view> separators);
 
+    // Receiving straight into a waiting read_into()'s buffer (StreamReaderProtocol's side of
+    // detail::DirectReceiver): the buffer while one waits and nothing is buffered, else empty.
+    std::span<std::byte> direct_buffer() const noexcept {
+        return waiter_ && buffer_.empty() ? waiter_->direct_buffer() : std::span<std::byte>();
+    }
+    // n > 0 bytes were received into direct_buffer(): wakes the read.
+    void direct_received(std::size_t n) noexcept {
+        waiter_->delivered(n);
+        wakeup_waiter();
+    }
+
 private:
-    void wakeup_waiter();
+    // begin_wait()'s rare cases: raises for a second waiter or a wait after EOF; resumes a
+    // paused transport.
+    void before_wait(const char* func_name);
+    void wakeup_waiter() noexcept {
+        if (StreamDataWaiter* w = std::exchange(waiter_, nullptr)) w->wake(nullptr);
+    }
     void maybe_pause_transport();
 
     StreamBuffer buffer_;
@@ -113,5 +136,34 @@ private:
     bool eof_ = false;
     bool paused_ = false;
 };
+
+// --- the waiter's steps, inline: they run once per read that waits --------------------------
+
+inline void StreamDataWaiter::prepare(StreamReaderState& state, const char* func_name) {
+    TaskCore* task = current_task_core();
+    if (!task) [[unlikely]]
+        raise_no_task(func_name);
+    state.begin_wait(func_name, *this);
+    task->future_state().add_ref();
+    state_ = &state;
+    task_ = task;
+}
+
+inline void StreamDataWaiter::suspend(std::coroutine_handle<> h) noexcept {
+    task_->resume_point = h;
+    task_->waiting_on = this;
+}
+
+inline void StreamDataWaiter::resume() {
+    if (exception_) [[unlikely]]
+        std::rethrow_exception(exception_);
+    raise_if_cancel_requested(*task_);
+}
+
+inline void StreamDataWaiter::wake(std::exception_ptr exc) noexcept {
+    state_ = nullptr;
+    exception_ = std::move(exc);
+    task_->future_state().loop().schedule_task_step_adopt(*task_);
+}
 
 }  // namespace tulip::asyncio::detail

@@ -28,11 +28,15 @@ protected:
 
 class TaskCore {
 public:
-    TaskCore() = default;
+    // state: the task's own future (its outcome and reference count), the object this core is
+    // part of.
+    explicit TaskCore(FutureStateBase& state) noexcept : state_(&state) {}
     TaskCore(const TaskCore&) = delete;
     TaskCore& operator=(const TaskCore&) = delete;
 
-    virtual FutureStateBase& future_state() noexcept = 0;
+    // A stored pointer rather than a virtual call: every wake-up and every step of a task
+    // reaches its reference count through here.
+    FutureStateBase& future_state() const noexcept { return *state_; }
 
     // Run by the loop: resume the task where it last suspended.
     void step();
@@ -81,6 +85,8 @@ protected:
 private:
     static std::uint64_t next_task_number() noexcept;
 
+    FutureStateBase* state_;
+
     mutable std::string name_;  // empty until set or formatted
     std::uint64_t number_ = 0;  // 0 once named
 };
@@ -98,5 +104,16 @@ TaskCore& suspend_current_task(std::coroutine_handle<> h, Waitable* waiting_on);
 // Called by every tulip awaiter that did suspend, as it resumes: delivers a cancel() that arrived
 // while the task was ready to run but not waiting on anything cancellable.
 void raise_if_cancel_requested();
+
+// Raises the CancelledError of a cancel() that is waiting to be delivered. Out of line, so that
+// the check below (every resumption of an awaiter that suspended) saves no registers for
+// building the exception.
+[[noreturn, gnu::noinline]] void raise_cancel_requested(TaskCore& task);
+
+// raise_if_cancel_requested() for an awaiter that knows its task already.
+inline void raise_if_cancel_requested(TaskCore& task) {
+    if (task.must_cancel) [[unlikely]]
+        raise_cancel_requested(task);
+}
 
 }  // namespace tulip::asyncio::detail
