@@ -22,6 +22,12 @@ namespace tulip::asyncio {
 namespace detail {
 namespace {
 
+// A task entry of the ready queue: the queue's reference is adopted and dropped after the step.
+inline void step_task(TaskCore& task) {
+    auto owner = Ref<FutureStateBase>::adopt(&task.future_state());
+    if (!owner->done()) task.step();
+}
+
 thread_local EventLoop* t_running_loop = nullptr;
 
 // Loops that exist, so that a future outliving its loop does not report to a dead one.
@@ -316,6 +322,11 @@ void EventLoop::run_once() {
             }
             continue;
         }
+        if (entry.kind == detail::ReadyQueue::Kind::task && !debug_) {
+            // The other usual one: a task woken by I/O.
+            detail::step_task(*entry.task());
+            continue;
+        }
         run_entry(entry);
     }
 }
@@ -323,13 +334,10 @@ void EventLoop::run_once() {
 void EventLoop::run_entry(detail::ReadyQueue::Entry entry) {
     std::int64_t started = debug_ ? now_ns() : 0;
     switch (entry.kind) {
-        case detail::ReadyQueue::Kind::task: {
-            detail::TaskCore* task = entry.task();
-            auto owner = detail::Ref<detail::FutureStateBase>::adopt(&task->future_state());
-            if (!owner->done()) task->step();
+        case detail::ReadyQueue::Kind::task:
+            detail::step_task(*entry.task());
             if (debug_) log_if_slow(started, "task step");
             return;
-        }
         case detail::ReadyQueue::Kind::fd_watch:
             // No node and no reference: the most frequent entry of an I/O-bound loop.
             try {

@@ -8,11 +8,7 @@
 
 namespace tulip::asyncio::detail {
 
-namespace {
-thread_local TaskCore* t_current_task = nullptr;
-}
-
-TaskCore* current_task_core() noexcept { return t_current_task; }
+constinit thread_local TaskCore* t_current_task = nullptr;
 
 void TaskCore::step() {
     TaskCore* previous = std::exchange(t_current_task, this);

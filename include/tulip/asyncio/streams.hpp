@@ -39,6 +39,7 @@
 #include <any>
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <initializer_list>
@@ -49,6 +50,7 @@
 #include <string_view>
 
 #include "tulip/asyncio/coro.hpp"
+#include "tulip/asyncio/detail/direct_receiver.hpp"
 #include "tulip/asyncio/detail/ref.hpp"
 #include "tulip/asyncio/detail/task_core.hpp"
 #include "tulip/asyncio/events.hpp"
@@ -67,6 +69,27 @@ namespace detail {
 class FutureStateBase;
 class StreamReaderState;
 struct StreamWriterState;
+
+// The reference count of a stream's state, shared by its StreamReader handles, its protocol
+// and its pending reads. Like every asyncio object they live on the loop's thread, so the count
+// is a plain integer: a read costs no atomic operation.
+class StreamReaderStateBase {
+public:
+    StreamReaderStateBase(const StreamReaderStateBase&) = delete;
+    StreamReaderStateBase& operator=(const StreamReaderStateBase&) = delete;
+    void add_ref() noexcept { ++refs_; }
+    void release() noexcept {
+        if (--refs_ == 0) destroy();
+    }
+
+protected:
+    StreamReaderStateBase() noexcept = default;
+    ~StreamReaderStateBase() = default;
+
+private:
+    void destroy() noexcept;  // deletes the StreamReaderState
+    std::uint32_t refs_ = 0;
+};
 
 // The one coroutine waiting for a StreamReader's data (Python's _wait_for_data waiter). It
 // lives in the waiting frame and suspends its task directly, without a future: feed_data(),
@@ -90,13 +113,19 @@ public:
     // method in those messages.
     inline void prepare(StreamReaderState& state, const char* func_name);
     // In await_suspend, after prepare(): cannot fail.
-    inline void suspend(std::coroutine_handle<> h) noexcept;
+    void suspend(std::coroutine_handle<> h) noexcept {
+        task_->resume_point = h;
+        task_->waiting_on = this;
+    }
     // In await_resume: raises CancelledError, the exception the reader was failed with, or a
     // cancel() that came after the wake-up.
     inline void resume();
+    // Whether resume() raises.
+    bool must_raise() const noexcept { return exception_ || task_->must_cancel; }
 
-    // The reader's side: data, EOF (exc null) or an exception arrived. The reader has already
-    // let go of the waiter.
+    // The reader's side: data or EOF arrived, or an exception (set_exception(), cancel()). The
+    // reader has already let go of the waiter.
+    inline void wake() noexcept;
     inline void wake(std::exception_ptr exc) noexcept;
     bool cancel_wait(const std::string& msg) override;
 
@@ -117,8 +146,11 @@ public:
     std::size_t received() const noexcept { return received_; }
 
 private:
+    // prepare()'s registration once the checks passed.
+    inline void begin(StreamReaderState& state, TaskCore& task) noexcept;
+    // prepare() when it has something to raise or a paused transport to resume (out of line).
+    void prepare_slowly(StreamReaderState& state, const char* func_name);
     void abandon() noexcept;
-    [[noreturn]] static void raise_no_task(const char* func_name);
 
     StreamReaderState* state_ = nullptr;  // the reader it is registered with, until woken
     TaskCore* task_ = nullptr;
@@ -134,17 +166,24 @@ private:
 // to run it as a task, await it inside a coroutine.
 class [[nodiscard]] ReadIntoAwaiter {
 public:
-    ReadIntoAwaiter(std::shared_ptr<detail::StreamReaderState> state, std::span<std::byte> buffer) noexcept
+    ReadIntoAwaiter(detail::Ref<detail::StreamReaderStateBase> state, std::span<std::byte> buffer) noexcept
         : state_(std::move(state)), buffer_(buffer) {}
     ReadIntoAwaiter(const ReadIntoAwaiter&) = delete;
     ReadIntoAwaiter& operator=(const ReadIntoAwaiter&) = delete;
 
     bool await_ready();
-    void await_suspend(std::coroutine_handle<> h) noexcept;
+    void await_suspend(std::coroutine_handle<> h) noexcept { waiter_.suspend(h); }
     std::size_t await_resume();
 
 private:
-    std::shared_ptr<detail::StreamReaderState> state_;
+    // Out of line: the copy from the stream's buffer, which a read that waited rarely needs.
+    [[gnu::noinline]] std::size_t take_buffered(std::size_t got);
+    // Out of line: raises what resume() raises after a wait (must_raise()), having given back
+    // the `got` bytes.
+    [[gnu::noinline]] void raise_after_wait(std::size_t got);
+    inline detail::StreamReaderState& state() const noexcept;
+
+    detail::Ref<detail::StreamReaderStateBase> state_;
     std::span<std::byte> buffer_;
     detail::StreamDataWaiter waiter_;
     bool waited_ = false;
@@ -231,7 +270,9 @@ public:
 private:
     friend class StreamReaderProtocol;
     friend struct detail::StreamWriterState;
-    std::shared_ptr<detail::StreamReaderState> state_;
+    inline detail::StreamReaderState& state() const noexcept;
+
+    detail::Ref<detail::StreamReaderStateBase> state_;
 };
 
 // The flow-control half of a stream protocol (Python's FlowControlMixin): remembers whether the
@@ -278,12 +319,24 @@ using ClientConnectedCallback = std::function<Coro<>(StreamReader, StreamWriter)
 //
 // Must be held by std::shared_ptr (transports hold protocols that way; the writer it makes for
 // the callback shares it).
-class StreamReaderProtocol : public FlowControlMixin, public std::enable_shared_from_this<StreamReaderProtocol> {
+//
+// While a read_into() of at least direct_receive_min bytes waits on an empty stream, tulip's
+// socket transports receive straight into its buffer (detail::DirectReceiver), so that the
+// bytes are copied once, by the kernel.
+class StreamReaderProtocol : public FlowControlMixin,
+                             public detail::DirectReceiver,
+                             public std::enable_shared_from_this<StreamReaderProtocol> {
 public:
+    // Smaller reads are served from the stream's buffer: receiving a few bytes at a time
+    // would cost a system call for each.
+    static constexpr std::size_t direct_receive_min = 4096;
+
     explicit StreamReaderProtocol(StreamReader reader, ClientConnectedCallback client_connected_cb = {});
 
     void connection_made(Transport& transport) override;
     void data_received(std::string_view data) override;
+    std::span<std::byte> direct_buffer() noexcept override;
+    void direct_received(std::size_t n) override;
     // Feeds EOF and keeps the transport open for writing (true), except over TLS.
     bool eof_received() override;
     void connection_lost(std::exception_ptr exc) override;

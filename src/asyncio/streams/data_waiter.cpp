@@ -26,10 +26,14 @@ void StreamReaderState::before_wait(const char* func_name) {
     }
 }
 
-void StreamDataWaiter::raise_no_task(const char* func_name) {
-    throw RuntimeError(std::string(func_name) +
-                       "(): co_await outside a task: run the coroutine with asyncio::run(), "
-                       "create_task() or run_until_complete()");
+void StreamDataWaiter::prepare_slowly(StreamReaderState& state, const char* func_name) {
+    TaskCore* task = current_task_core();
+    if (!task)
+        throw RuntimeError(std::string(func_name) +
+                           "(): co_await outside a task: run the coroutine with asyncio::run(), "
+                           "create_task() or run_until_complete()");
+    state.before_wait(func_name);
+    begin(state, *task);
 }
 
 void StreamDataWaiter::abandon() noexcept {
@@ -62,33 +66,42 @@ namespace tulip::asyncio {
 using detail::StreamReaderState;
 
 bool ReadIntoAwaiter::await_ready() {
-    StreamReaderState& s = *state_;
+    StreamReaderState& s = state();
     s.raise_if_failed();
     if (buffer_.empty() || !s.buffer().empty() || s.eof()) return true;
+    waited_ = true;
     waiter_.receive_into(buffer_);
     waiter_.prepare(s, "read_into");
-    waited_ = true;
     return false;
 }
 
-void ReadIntoAwaiter::await_suspend(std::coroutine_handle<> h) noexcept { waiter_.suspend(h); }
 
 std::size_t ReadIntoAwaiter::await_resume() {
-    StreamReaderState& s = *state_;
     std::size_t got = 0;
     if (waited_) {
         got = waiter_.received();
-        try {
-            waiter_.resume();
-        } catch (...) {
-            // Cancelled after feed_data() had copied data in: give it back, take nothing.
-            if (got != 0) s.unread(std::string_view(reinterpret_cast<const char*>(buffer_.data()), got));
-            throw;
-        }
-        if (got == buffer_.size() || s.buffer().empty()) return got;
+        if (waiter_.must_raise()) [[unlikely]]
+            raise_after_wait(got);
+        // The usual end of a read that waited: its data came straight into the buffer.
+        if (got == buffer_.size() || state().buffer().empty()) return got;
     }
+    return take_buffered(got);
+}
+
+void ReadIntoAwaiter::raise_after_wait(std::size_t got) {
+    try {
+        waiter_.resume();
+    } catch (...) {
+        // Cancelled after the data had come into the buffer: give it back, take nothing.
+        if (got != 0) state().unread(std::string_view(reinterpret_cast<const char*>(buffer_.data()), got));
+        throw;
+    }
+}
+
+std::size_t ReadIntoAwaiter::take_buffered(std::size_t got) {
     // From the stream's buffer: all of it when the read did not wait, else what came after
     // the data that woke it.
+    StreamReaderState& s = state();
     std::string_view data = s.buffer().view();
     const std::size_t n = std::min(data.size(), buffer_.size() - got);
     if (n == 0) return got;

@@ -11,6 +11,8 @@
 
 namespace tulip::asyncio::detail {
 
+void StreamReaderStateBase::destroy() noexcept { delete static_cast<StreamReaderState*>(this); }
+
 void StreamReaderState::feed_data(std::string_view data) {
     if (eof_) throw RuntimeError("StreamReader.feed_data() after feed_eof()");
     if (data.empty()) return;
@@ -27,6 +29,8 @@ void StreamReaderState::feed_data(std::string_view data) {
     wakeup_waiter();
     maybe_pause_transport();
 }
+
+void StreamReaderState::raise_failed() const { std::rethrow_exception(exception_); }
 
 void StreamReaderState::unread(std::string_view data) {
     buffer_.prepend(data);
@@ -47,7 +51,7 @@ void StreamReaderState::feed_eof() {
 
 void StreamReaderState::set_exception(std::exception_ptr exc) {
     exception_ = exc;
-    if (StreamDataWaiter* w = std::exchange(waiter_, nullptr)) w->wake(std::move(exc));
+    if (StreamDataWaiter* w = take_waiter()) w->wake(std::move(exc));
 }
 
 void StreamReaderState::set_transport(ReadTransport& transport) {

@@ -41,7 +41,7 @@ private:
     std::size_t start_ = 0;
 };
 
-class StreamReaderState {
+class StreamReaderState final : public StreamReaderStateBase {
 public:
     explicit StreamReaderState(std::size_t limit) : limit_(limit) {}
 
@@ -64,8 +64,11 @@ public:
 
     // Rethrows the stored exception, if any.
     void raise_if_failed() const {
-        if (exception_) std::rethrow_exception(exception_);
+        if (exception_) [[unlikely]]
+            raise_failed();
     }
+    // Out of line: a read's common path then saves no registers for the throw.
+    [[noreturn, gnu::noinline]] void raise_failed() const;
     // Resumes a paused transport once the buffer holds at most `limit` bytes.
     void maybe_resume_transport();
 
@@ -94,15 +97,16 @@ public:
     // must hold a reference to this state. No frame and no future: the waiter lives in the
     // awaiting frame.
     DataWait wait_for_data(const char* func_name) noexcept { return DataWait(*this, func_name); }
-    // What StreamDataWaiter::prepare() checks and registers.
-    void begin_wait(const char* func_name, StreamDataWaiter& waiter) {
-        if (waiter_ || eof_ || paused_) [[unlikely]]
-            before_wait(func_name);
-        waiter_ = &waiter;
-    }
+    // Whether a read may wait without before_wait(): nobody waits yet, no EOF, not paused.
+    bool may_wait_at_once() const noexcept { return !waiter_ && !eof_ && !paused_; }
+    // Registers the waiter, after may_wait_at_once() or before_wait().
+    void begin_wait(StreamDataWaiter& waiter) noexcept { waiter_ = &waiter; }
+    // The checks before a wait that may_wait_at_once() found needed: raises for a second
+    // waiter or a wait after EOF; resumes a paused transport.
+    void before_wait(const char* func_name);
     // A waiter that goes away (cancelled, or its frame destroyed) stops being the waiter.
     void end_wait(const StreamDataWaiter& waiter) noexcept {
-        if (waiter_ == &waiter) waiter_ = nullptr;
+        if (waiter_ == &waiter) take_waiter();
     }
 
     // The readuntil() algorithm for separators sorted by length (shortest first, non-empty).
@@ -120,12 +124,11 @@ public:
     }
 
 private:
-    // begin_wait()'s rare cases: raises for a second waiter or a wait after EOF; resumes a
-    // paused transport.
-    void before_wait(const char* func_name);
     void wakeup_waiter() noexcept {
-        if (StreamDataWaiter* w = std::exchange(waiter_, nullptr)) w->wake(nullptr);
+        if (StreamDataWaiter* w = take_waiter()) w->wake();
     }
+    // Unregisters the waiter (null if none).
+    StreamDataWaiter* take_waiter() noexcept { return std::exchange(waiter_, nullptr); }
     void maybe_pause_transport();
 
     StreamBuffer buffer_;
@@ -137,21 +140,38 @@ private:
     bool paused_ = false;
 };
 
+}  // namespace tulip::asyncio::detail
+
+namespace tulip::asyncio {
+
+inline detail::StreamReaderState& StreamReader::state() const noexcept {
+    return static_cast<detail::StreamReaderState&>(*state_);
+}
+
+inline detail::StreamReaderState& ReadIntoAwaiter::state() const noexcept {
+    return static_cast<detail::StreamReaderState&>(*state_);
+}
+
+}  // namespace tulip::asyncio
+
+namespace tulip::asyncio::detail {
+
 // --- the waiter's steps, inline: they run once per read that waits --------------------------
 
 inline void StreamDataWaiter::prepare(StreamReaderState& state, const char* func_name) {
     TaskCore* task = current_task_core();
-    if (!task) [[unlikely]]
-        raise_no_task(func_name);
-    state.begin_wait(func_name, *this);
-    task->future_state().add_ref();
-    state_ = &state;
-    task_ = task;
+    if (!task || !state.may_wait_at_once()) [[unlikely]] {
+        prepare_slowly(state, func_name);
+        return;
+    }
+    begin(state, *task);
 }
 
-inline void StreamDataWaiter::suspend(std::coroutine_handle<> h) noexcept {
-    task_->resume_point = h;
-    task_->waiting_on = this;
+inline void StreamDataWaiter::begin(StreamReaderState& state, TaskCore& task) noexcept {
+    state.begin_wait(*this);
+    task.future_state().add_ref();
+    state_ = &state;
+    task_ = &task;
 }
 
 inline void StreamDataWaiter::resume() {
@@ -160,10 +180,14 @@ inline void StreamDataWaiter::resume() {
     raise_if_cancel_requested(*task_);
 }
 
-inline void StreamDataWaiter::wake(std::exception_ptr exc) noexcept {
+inline void StreamDataWaiter::wake() noexcept {
     state_ = nullptr;
-    exception_ = std::move(exc);
     task_->future_state().loop().schedule_task_step_adopt(*task_);
+}
+
+inline void StreamDataWaiter::wake(std::exception_ptr exc) noexcept {
+    exception_ = std::move(exc);
+    wake();
 }
 
 }  // namespace tulip::asyncio::detail

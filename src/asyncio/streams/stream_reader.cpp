@@ -1,5 +1,5 @@
-// StreamReader: the public handle. The reading coroutines are free functions that take the
-// state by shared_ptr, so that their frames own it (a member coroutine would hold only `this`,
+// StreamReader: the public handle. The reading coroutines are free functions that take a
+// reference to the state, so that their frames own it (a member coroutine would hold only `this`,
 // a handle the caller may drop while the read is pending).
 #include "tulip/asyncio/streams.hpp"
 
@@ -12,7 +12,7 @@ namespace tulip::asyncio {
 
 namespace {
 
-using State = std::shared_ptr<detail::StreamReaderState>;
+using State = detail::Ref<detail::StreamReaderState>;
 
 Coro<std::string> read_impl(State s, std::ptrdiff_t n) {
     s->raise_if_failed();
@@ -103,31 +103,31 @@ Coro<std::optional<std::string>> anext_impl(State s) {
 
 StreamReader::StreamReader(std::size_t limit) {
     if (limit == 0) throw ValueError("Limit cannot be <= 0");
-    state_ = std::make_shared<detail::StreamReaderState>(limit);
+    state_ = detail::Ref<detail::StreamReaderStateBase>(new detail::StreamReaderState(limit));
 }
 
-void StreamReader::feed_data(std::string_view data) { state_->feed_data(data); }
-void StreamReader::feed_eof() { state_->feed_eof(); }
-void StreamReader::set_exception(std::exception_ptr exc) { state_->set_exception(std::move(exc)); }
-void StreamReader::set_transport(ReadTransport& transport) { state_->set_transport(transport); }
+void StreamReader::feed_data(std::string_view data) { state().feed_data(data); }
+void StreamReader::feed_eof() { state().feed_eof(); }
+void StreamReader::set_exception(std::exception_ptr exc) { state().set_exception(std::move(exc)); }
+void StreamReader::set_transport(ReadTransport& transport) { state().set_transport(transport); }
 
-std::exception_ptr StreamReader::exception() const noexcept { return state_->exception(); }
-bool StreamReader::at_eof() const noexcept { return state_->eof() && state_->buffer().empty(); }
-std::size_t StreamReader::limit() const noexcept { return state_->limit(); }
-std::string_view StreamReader::buffered() const noexcept { return state_->buffer().view(); }
+std::exception_ptr StreamReader::exception() const noexcept { return state().exception(); }
+bool StreamReader::at_eof() const noexcept { return state().eof() && state().buffer().empty(); }
+std::size_t StreamReader::limit() const noexcept { return state().limit(); }
+std::string_view StreamReader::buffered() const noexcept { return state().buffer().view(); }
 
-Coro<std::string> StreamReader::read(std::ptrdiff_t n) const { return read_impl(state_, n); }
-Coro<std::string> StreamReader::readline() const { return readline_impl(state_); }
-Coro<std::string> StreamReader::readexactly(std::ptrdiff_t n) const { return readexactly_impl(state_, n); }
+Coro<std::string> StreamReader::read(std::ptrdiff_t n) const { return read_impl(State(&state()), n); }
+Coro<std::string> StreamReader::readline() const { return readline_impl(State(&state())); }
+Coro<std::string> StreamReader::readexactly(std::ptrdiff_t n) const { return readexactly_impl(State(&state()), n); }
 Coro<std::string> StreamReader::readuntil(std::string_view separator) const {
-    return readuntil_one(state_, std::string(separator));
+    return readuntil_one(State(&state()), std::string(separator));
 }
 Coro<std::string> StreamReader::readuntil(std::initializer_list<std::string_view> separators) const {
     return readuntil(std::span<const std::string_view>(separators.begin(), separators.size()));
 }
 Coro<std::string> StreamReader::readuntil(std::span<const std::string_view> separators) const {
-    return readuntil_impl(state_, std::vector<std::string>(separators.begin(), separators.end()));
+    return readuntil_impl(State(&state()), std::vector<std::string>(separators.begin(), separators.end()));
 }
-Coro<std::optional<std::string>> StreamReader::anext() const { return anext_impl(state_); }
+Coro<std::optional<std::string>> StreamReader::anext() const { return anext_impl(State(&state())); }
 
 }  // namespace tulip::asyncio

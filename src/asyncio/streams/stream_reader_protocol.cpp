@@ -47,7 +47,14 @@ void StreamReaderProtocol::connection_made(Transport& transport) {
     watch_client_task(task, owned);
 }
 
-void StreamReaderProtocol::data_received(std::string_view data) { reader_.feed_data(data); }
+void StreamReaderProtocol::data_received(std::string_view data) { reader_.state().feed_data(data); }
+
+std::span<std::byte> StreamReaderProtocol::direct_buffer() noexcept {
+    std::span<std::byte> buffer = reader_.state().direct_buffer();
+    return buffer.size() >= direct_receive_min ? buffer : std::span<std::byte>();
+}
+
+void StreamReaderProtocol::direct_received(std::size_t n) { reader_.state().direct_received(n); }
 
 bool StreamReaderProtocol::eof_received() {
     reader_.feed_eof();
@@ -62,7 +69,7 @@ void StreamReaderProtocol::connection_lost(std::exception_ptr exc) {
         reader_.feed_eof();
     }
     // The reader keeps only a plain pointer to the transport, valid until now.
-    reader_.state_->forget_transport();
+    reader_.state().forget_transport();
     if (!closed_) {
         closed_ = true;
         closed_exception_ = exc;

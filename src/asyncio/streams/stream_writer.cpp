@@ -13,7 +13,11 @@ namespace detail {
 struct StreamWriterState {
     StreamWriterState(std::shared_ptr<Transport> t, std::shared_ptr<FlowControlMixin> p,
                       std::optional<StreamReader> r)
-        : transport(std::move(t)), protocol(std::move(p)), reader(std::move(r)), loop(&get_event_loop()) {}
+        : transport(std::move(t)),
+          protocol(std::move(p)),
+          reader(std::move(r)),
+          reader_state(reader ? &reader->state() : nullptr),
+          loop(&get_event_loop()) {}
     StreamWriterState(const StreamWriterState&) = delete;
     StreamWriterState& operator=(const StreamWriterState&) = delete;
 
@@ -31,11 +35,12 @@ struct StreamWriterState {
 
     // The reader's exception, or null (also without a reader): read in place, without the
     // copy that StreamReader::exception() returns.
-    bool reader_failed() const noexcept { return reader && reader->state_->failed(); }
+    bool reader_failed() const noexcept { return reader_state && reader_state->failed(); }
 
     std::shared_ptr<Transport> transport;
     std::shared_ptr<FlowControlMixin> protocol;
     std::optional<StreamReader> reader;
+    const StreamReaderState* reader_state;  // reader's, or null: what drain() checks
     EventLoop* loop;
 };
 
@@ -55,6 +60,9 @@ Coro<> drain_impl(State s) {
     FlowControlMixin& protocol = *s->protocol;
     if (protocol.writing_paused() || protocol.is_connection_lost()) co_await protocol.drain_helper();
 }
+
+// drain_impl's frame, set up out of line: inlined, it would cost drain()'s fast path registers.
+[[gnu::noinline]] Coro<> start_drain(const State& s) { return drain_impl(s); }
 
 Coro<> wait_closed_impl(State s) { co_await s->protocol->wait_closed(); }
 
@@ -89,7 +97,7 @@ Coro<> StreamWriter::drain() const {
         const FlowControlMixin& protocol = *s.protocol;
         if (!protocol.writing_paused() && !protocol.is_connection_lost()) return Coro<>::ready();
     }
-    return drain_impl(state_);
+    return start_drain(state_);
 }
 
 std::any StreamWriter::get_extra_info(std::string_view name, std::any default_value) const {

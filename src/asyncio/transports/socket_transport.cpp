@@ -90,6 +90,7 @@ void SocketTransport::call_connection_made(std::optional<Future<void>> waiter) {
 void SocketTransport::set_protocol_pointers() noexcept {
     stream_ = dynamic_cast<Protocol*>(protocol_.get());
     buffered_ = stream_ ? nullptr : dynamic_cast<BufferedProtocol*>(protocol_.get());
+    direct_ = stream_ ? dynamic_cast<DirectReceiver*>(stream_) : nullptr;
 }
 
 void SocketTransport::set_protocol(std::shared_ptr<BaseProtocol> protocol) {
@@ -141,7 +142,8 @@ void SocketTransport::on_fd_events(std::uint32_t events) {
 
 void SocketTransport::read_ready() {
     if (conn_lost_) return;
-    if (stream_) read_ready_stream();
+    if (direct_) read_ready_direct();
+    else if (stream_) read_ready_stream();
     else if (buffered_) read_ready_buffered();
 }
 
@@ -160,6 +162,30 @@ void SocketTransport::read_ready_stream() {
     }
     try {
         stream_->data_received(std::string_view(reinterpret_cast<const char*>(buf.data()), static_cast<std::size_t>(n)));
+    } catch (...) {
+        fatal_error(std::current_exception(), "Fatal error: protocol.data_received() call failed.");
+    }
+}
+
+void SocketTransport::read_ready_direct() {
+    std::span<std::byte> buf = direct_->direct_buffer();
+    if (buf.empty()) {
+        read_ready_stream();
+        return;
+    }
+    // I/O: one recv straight into the protocol's buffer. Whatever did not fit stays in the
+    // socket, which stays readable.
+    ssize_t n = sys::recv(sock_.fileno(), buf.data(), buf.size(), 0);
+    if (n < 0) {
+        if (!is_would_block(errno)) fatal_os_error(errno, "recv");
+        return;
+    }
+    if (n == 0) {
+        eof_ready();
+        return;
+    }
+    try {
+        direct_->direct_received(static_cast<std::size_t>(n));
     } catch (...) {
         fatal_error(std::current_exception(), "Fatal error: protocol.data_received() call failed.");
     }

@@ -2,7 +2,9 @@
 // _SelectorSocketTransport, on the backend contract, so it runs the same on every backend.
 //
 // Read path: on readiness, one recv into the loop's shared read buffer and data_received(view)
-// (or get_buffer/recv/buffer_updated for a BufferedProtocol); no per-connection read buffer.
+// (or get_buffer/recv/buffer_updated for a BufferedProtocol); no per-connection read buffer. A
+// protocol that is a DirectReceiver (the streams' protocol) may offer a buffer of its own for
+// the next recv instead.
 // Write path: write() tries send() at once and buffers only what the kernel did not take; the
 // buffer goes out vectored (sendmsg, MSG_NOSIGNAL) when the socket drains.
 // On a completion backend (io_uring) the transport reads and sends through StreamOps instead:
@@ -21,6 +23,7 @@
 
 #include "fd_watch.hpp"
 #include "stream_ops.hpp"
+#include "tulip/asyncio/detail/direct_receiver.hpp"
 #include "tulip/asyncio/detail/loop_resource.hpp"
 #include "tulip/asyncio/futures.hpp"
 #include "tulip/asyncio/transports.hpp"
@@ -91,6 +94,8 @@ private:
     void call_connection_made(std::optional<Future<void>> waiter);
     void read_ready();
     void read_ready_stream();
+    // A DirectReceiver's read: into its buffer when it offers one, else read_ready_stream().
+    void read_ready_direct();
     void read_ready_buffered();
     void eof_ready();
     void write_ready();
@@ -122,6 +127,7 @@ private:
     std::shared_ptr<BaseProtocol> protocol_;
     Protocol* stream_ = nullptr;            // protocol_ as a Protocol, or null
     BufferedProtocol* buffered_ = nullptr;  // protocol_ as a BufferedProtocol, or null
+    DirectReceiver* direct_ = nullptr;      // stream_ as a DirectReceiver, or null
     FdWatch* watch_ = nullptr;              // readiness backends
     StreamOps* ops_ = nullptr;              // completion backends
     WriteBuffer buffer_;

@@ -94,8 +94,10 @@ private:
 // "Task-<number>".
 std::string format_task_name(std::uint64_t number);
 
-// The task whose coroutine is running on this thread right now, or null.
-TaskCore* current_task_core() noexcept;
+// The task whose coroutine is running on this thread right now, or null. constinit: no dynamic
+// initialisation, so reading it is a plain thread-local load, without a wrapper call.
+extern constinit thread_local TaskCore* t_current_task;
+inline TaskCore* current_task_core() noexcept { return t_current_task; }
 
 // Called by every tulip awaiter that suspends a task: records where to resume and what can be
 // cancelled. Throws RuntimeError when no task is running (co_await outside a task).
