@@ -340,3 +340,52 @@ TEST_CASE_METHOD(LoopFixture, "transport: BufferedProtocol reads straight into i
         co_await p->changes.until([&] { return p->lost == 1; });
     }());
 }
+
+TEST_CASE_METHOD(LoopFixture, "transport: a DirectReceiver's offered buffer is received into directly",
+                 "[transports]") {
+    // Offers a 5-byte buffer every other time; the bytes come through direct_received() when
+    // it offers one and through data_received() when not, in order either way. A completion
+    // backend receives into its provided buffers and always calls data_received().
+    struct Direct : asyncio::Protocol, asyncio::detail::DirectReceiver {
+        std::array<std::byte, 5> buf{};
+        std::string got;
+        int offers = 0;
+        int direct = 0;
+        int lost = 0;
+        tulip::testing::Changes changes;
+        std::span<std::byte> direct_buffer() noexcept override {
+            return (offers++ % 2 == 0) ? std::span<std::byte>(buf) : std::span<std::byte>();
+        }
+        void direct_received(std::size_t n) override {
+            ++direct;
+            got.append(reinterpret_cast<const char*>(buf.data()), n);
+            changes.notify();
+        }
+        void data_received(std::string_view data) override {
+            got += data;
+            changes.notify();
+        }
+        void connection_lost(std::exception_ptr) override {
+            ++lost;
+            changes.notify();
+        }
+    };
+    run([&]() -> asyncio::Coro<> {
+        auto [ours, peer] = tulip::socket::socketpair();
+        auto [t, p] = co_await loop().connect_accepted_socket([] { return std::make_shared<Direct>(); },
+                                                              std::move(ours));
+        peer.sendall("abcdefgh");
+        co_await p->changes.until([&] { return p->got.size() >= 8; });
+        peer.sendall("ijklmnopqrstuvwxyz");
+        co_await p->changes.until([&] { return p->got.size() >= 26; });
+        CHECK(p->got == "abcdefghijklmnopqrstuvwxyz");
+        if (loop().backend_name() == "io_uring") {
+            CHECK(p->direct == 0);
+        } else {
+            CHECK(p->direct > 0);
+            CHECK(p->direct < p->offers);  // the other half went through data_received
+        }
+        peer.close();
+        co_await p->changes.until([&] { return p->lost == 1; });
+    }());
+}
