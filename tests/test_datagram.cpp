@@ -87,6 +87,18 @@ asyncio::DatagramOptions remote(const Address& to) {
     return o;
 }
 
+// A receiver's socket bound on 127.0.0.1 with a 4 MiB SO_RCVBUF, room for a whole burst sent
+// before it reads; `addr` is where it listens.
+asyncio::DatagramOptions roomy_receiver(Address& addr) {
+    Socket sock(AF_INET, SOCK_DGRAM);
+    sock.setsockopt(SOL_SOCKET, SO_RCVBUF, 4 << 20);
+    sock.bind(Address::ipv4("127.0.0.1", 0));
+    addr = sock.getsockname();
+    asyncio::DatagramOptions o;
+    o.sock = std::move(sock);
+    return o;
+}
+
 // A Unix datagram socketpair end wrapped in an endpoint, and the other end wrapped in another.
 struct UnixPair {
     std::shared_ptr<asyncio::DatagramTransport> a, b;
@@ -252,13 +264,8 @@ TEST_CASE_METHOD(LoopFixture, "datagram: ECONNREFUSED goes to error_received and
 TEST_CASE_METHOD(LoopFixture, "datagram: a burst arrives whole and in order", "[datagram]") {
     run([&]() -> asyncio::Coro<> {
         constexpr int kCount = 500;
-        Socket rsock(AF_INET, SOCK_DGRAM);
-        rsock.setsockopt(SOL_SOCKET, SO_RCVBUF, 4 << 20);  // room for the whole burst
-        rsock.bind(Address::ipv4("127.0.0.1", 0));
-        Address raddr = rsock.getsockname();
-        asyncio::DatagramOptions ro;
-        ro.sock = std::move(rsock);
-        auto [r, rp] = co_await loop().create_datagram_endpoint(recorder, std::move(ro));
+        Address raddr;
+        auto [r, rp] = co_await loop().create_datagram_endpoint(recorder, roomy_receiver(raddr));
         auto [s, sp] = co_await loop().create_datagram_endpoint(recorder, remote(raddr));
         for (int i = 0; i < kCount; ++i) s->sendto("datagram " + std::to_string(i) + std::string(i % 97, '.'));
         co_await rp->until([&] { return rp->got.size() == kCount; });
@@ -455,13 +462,8 @@ TEST_CASE_METHOD(LoopFixture, "datagram: datagrams that arrive while reading is 
                  "[datagram]") {
     run([&]() -> asyncio::Coro<> {
         constexpr int kBurst = 100;
-        Socket rsock(AF_INET, SOCK_DGRAM);
-        rsock.setsockopt(SOL_SOCKET, SO_RCVBUF, 4 << 20);  // room for the whole burst
-        rsock.bind(Address::ipv4("127.0.0.1", 0));
-        Address raddr = rsock.getsockname();
-        asyncio::DatagramOptions ro;
-        ro.sock = std::move(rsock);
-        auto [r, rp] = co_await loop().create_datagram_endpoint(recorder, std::move(ro));
+        Address raddr;
+        auto [r, rp] = co_await loop().create_datagram_endpoint(recorder, roomy_receiver(raddr));
         // A blocking peer: each datagram is in r's socket when sendto() returns.
         Socket peer(AF_INET, SOCK_DGRAM);
         peer.bind(Address::ipv4("127.0.0.1", 0));

@@ -1,7 +1,8 @@
 // Provided buffers handed out in slices: many times the pool's bytes through a small pool, two
 // connections sharing buffers and giving their slices back out of order, on the backend
 // TULIP_BACKEND names; on io_uring also with buffers consumed whole, the way of kernels before
-// 6.12 (IOU_PBUF_RING_INC), which this kernel may not need.
+// 6.12 (IOU_PBUF_RING_INC), which this kernel may not need; and the default pool following the
+// probe's answer on that feature, with the backend allowed to use it and not.
 #include <catch2/catch.hpp>
 
 #include <sys/utsname.h>
@@ -10,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "../src/backend/io_uring_probe.hpp"
 #include "support/backend_helpers.hpp"
 #include "support/socket_helpers.hpp"
 
@@ -135,10 +137,40 @@ TEST_CASE("provided buffers: small reads share a buffer when the kernel consumes
         else CHECK(cur.offset == 0);
     }
     bool shared = p.held[1].id == p.held[0].id && p.held[2].id == p.held[0].id;
-    if (b->name() == "io_uring" && !whole && kernel_at_least(6, 12)) CHECK(shared);  // the probe found the feature
+    if (b->name() == "io_uring" && !whole) {
+        // The ring asked for the feature itself: the once-per-process probe must have found
+        // the same answer.
+        CHECK(shared == be::io_uring_incremental_buffers());
+        if (kernel_at_least(6, 12)) CHECK(shared);
+    }
     if (whole || b->name() != "io_uring") CHECK_FALSE(shared);
     p.give_back_held();
     CHECK(p.data == "abcdefghi");
+    if (!b->cancel(p)) drive(*b, [&] { return p.finals == 1; }, "the cancellation");
+    CHECK(b->pending_ops() == 0);
+}
+
+TEST_CASE("provided buffers: the default pool takes the probe's answer on incremental consumption",
+          "[backend_ops][provided_buffers]") {
+    auto allowed = GENERATE(true, false);
+    NoFdLeak no_leak;
+    if (be::make_backend("")->name() != "io_uring") return;
+    std::string why;
+    auto b = be::make_io_uring_backend(why, allowed);
+    REQUIRE(b);
+    auto [x, y] = unix_stream_pair();
+    BackendFd w(*b, x), r(*b, y);
+    Probe p(*b);
+    prepare_multishot_recv(p, r.get());
+    b->submit(p);  // the first provided-buffer recv makes the default pool
+    // Large buffers that small reads share where the kernel consumes them incrementally (and
+    // the backend may), else the pool of Backend's defaults, consumed whole.
+    const bool incremental = allowed && be::io_uring_incremental_buffers();
+    if (incremental) CHECK(b->provided_buffer_size() > Backend::kDefaultBufferSize);
+    else CHECK(b->provided_buffer_size() == Backend::kDefaultBufferSize);
+    REQUIRE(::send(w.get(), "ab", 2, MSG_NOSIGNAL) == 2);
+    drive(*b, [&] { return p.data.size() == 2; }, "a read");
+    CHECK(p.data == "ab");
     if (!b->cancel(p)) drive(*b, [&] { return p.finals == 1; }, "the cancellation");
     CHECK(b->pending_ops() == 0);
 }

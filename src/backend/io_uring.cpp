@@ -23,6 +23,7 @@
 
 #include "fd_table.hpp"
 #include "io_uring_buf_ring.hpp"
+#include "io_uring_probe.hpp"
 #include "op_checks.hpp"
 #include "ring_handoff.hpp"
 
@@ -35,7 +36,6 @@ constexpr std::uint32_t kInFlight = 2;   // an SQE for it is queued or in the ke
 constexpr std::uint32_t kStarved = 4;    // a multishot recv waiting for provided buffers
 
 constexpr std::uint16_t kBufferGroup = 0;
-constexpr std::uint16_t kProbeBufferGroup = 1;  // only to find out whether the kernel has a feature
 
 // The default pool when buffers are consumed incrementally: the same 4 MiB as Backend's default,
 // in buffers large enough for one recv to take a busy connection's whole socket queue (on the
@@ -146,7 +146,8 @@ public:
 
 private:
     void make_default_pool() {
-        if (incremental_buffers_ && IoUringBufRing::kernel_has_incremental(ring_, kProbeBufferGroup))
+        // The once-per-process probe found out whether the kernel has IOU_PBUF_RING_INC.
+        if (incremental_buffers_ && io_uring_incremental_buffers())
             set_buffer_pool(kIncrementalBufferCount, kIncrementalBufferSize);
         else
             set_buffer_pool(kDefaultBufferCount, kDefaultBufferSize);

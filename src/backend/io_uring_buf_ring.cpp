@@ -41,16 +41,6 @@ IoUringBufRing::~IoUringBufRing() {
     if (br_) ::munmap(br_, br_bytes_);
 }
 
-bool IoUringBufRing::kernel_has_incremental(io_uring& ring, std::uint16_t spare_group) noexcept {
-    std::size_t bytes = 0;
-    int err = 0;
-    io_uring_buf_ring* br = register_ring(ring, spare_group, 1, kPbufRingInc, bytes, err);
-    if (!br) return false;
-    io_uring_unregister_buf_ring(&ring, spare_group);
-    ::munmap(br, bytes);
-    return true;
-}
-
 void IoUringBufRing::create(io_uring& ring, std::uint16_t group, std::uint32_t count, std::uint32_t size,
                             bool incremental) {
     pool_.create(count, size, "io_uring");

@@ -46,10 +46,6 @@ public:
     bool created() const noexcept { return br_ != nullptr; }
     bool incremental() const noexcept { return incremental_; }
 
-    // Whether the kernel consumes buffers incrementally, found by registering (and removing) a
-    // one-entry ring as buffer group `spare_group`.
-    static bool kernel_has_incremental(io_uring& ring, std::uint16_t spare_group) noexcept;
-
     // A completion with IORING_CQE_F_BUFFER set brought `bytes` (> 0) into buffer `id`: returns
     // where in the buffer they start; the slice is out until give_back(id).
     std::uint32_t take(std::uint16_t id, std::uint32_t bytes, unsigned cqe_flags) noexcept;

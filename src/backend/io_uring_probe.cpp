@@ -1,6 +1,6 @@
 // The once-per-process test behind io_uring_usable(): set up a ring, register a one-buffer
-// provided-buffer ring, arm a multishot recv on a socketpair and check that it delivers a byte
-// and stays armed.
+// provided-buffer ring (incrementally consumed if the kernel can: io_uring_incremental_buffers()),
+// arm a multishot recv on a socketpair and check that it delivers a byte and stays armed.
 #include "io_uring_probe.hpp"
 
 #include <liburing.h>
@@ -51,11 +51,12 @@ public:
             return os_reason("socketpair", errno);
         return check_multishot_recv();
     }
+    bool incremental() const noexcept { return buffers_.incremental(); }
 
 private:
     std::optional<std::string> register_buffer_ring() {
         try {
-            buffers_.create(ring_, kProbeGroup, 1, 64, false);
+            buffers_.create(ring_, kProbeGroup, 1, 64, true);
         } catch (const OSError& e) {
             return std::string("provided buffer rings (Linux 5.19) are missing: ") + e.what();
         }
@@ -87,22 +88,42 @@ private:
     IoUringBufRing buffers_;  // unmapped after the destructor's body has torn the ring down
 };
 
-}  // namespace
+struct Verdict {
+    std::string missing;  // empty: usable
+    bool incremental = false;
+};
 
-bool io_uring_usable(std::string& why) {
-    static std::mutex mutex;
-    static std::optional<std::string> verdict;  // set once the features were tested: empty reason = usable
-    std::lock_guard lock(mutex);
+std::mutex verdict_mutex;
+std::optional<Verdict> verdict;  // set once the features were tested
+
+// Tests once (under verdict_mutex); null with the reason in `why` when io_uring_setup is refused.
+const Verdict* probe_once(std::string& why) {
     if (!verdict) {
         ProbeRing probe;
         if (auto err = probe.setup_error()) {
             why = *err;
-            return false;
+            return nullptr;
         }
-        verdict = probe.feature_error().value_or("");
+        std::optional<std::string> missing = probe.feature_error();
+        verdict = Verdict{missing.value_or(""), !missing && probe.incremental()};
     }
-    why = *verdict;
-    return verdict->empty();
+    why = verdict->missing;
+    return &*verdict;
+}
+
+}  // namespace
+
+bool io_uring_usable(std::string& why) {
+    std::lock_guard lock(verdict_mutex);
+    const Verdict* v = probe_once(why);
+    return v && v->missing.empty();
+}
+
+bool io_uring_incremental_buffers() {
+    std::lock_guard lock(verdict_mutex);
+    std::string why;
+    const Verdict* v = probe_once(why);
+    return v && v->incremental;
 }
 
 }  // namespace tulip::asyncio::detail

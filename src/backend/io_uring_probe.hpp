@@ -12,4 +12,10 @@ namespace tulip::asyncio::detail {
 // A refused io_uring_setup is not remembered, since it may be a filter on this thread only.
 bool io_uring_usable(std::string& why);
 
+// Whether the kernel consumes provided buffers incrementally (IOU_PBUF_RING_INC, Linux 6.12),
+// found by the same once-per-process probe, which asks for it when it registers its buffer ring
+// (a kernel without it refuses the flag with EINVAL, and the probe registers the ring the old
+// way). False where io_uring is not usable.
+bool io_uring_incremental_buffers();
+
 }  // namespace tulip::asyncio::detail

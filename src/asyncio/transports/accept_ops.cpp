@@ -13,48 +13,34 @@ AcceptOps* AcceptOps::create(EventLoop& loop, int listen_fd, AcceptOpsOwner& own
 }
 
 AcceptOps::AcceptOps(EventLoop& loop, int listen_fd, AcceptOpsOwner& owner)
-    : loop_(loop), backend_(loop.backend()), owner_(&owner), node_(new DispatchNode<AcceptOps>(this, "server accept")) {
-    op_.kind = OpKind::accept;
-    op_.flags = kMultishot;  // addresses are not asked for: the transport reads peername itself
-    op_.fd = listen_fd;
-    op_.complete = &AcceptOps::on_complete;
-    op_.self = this;
+    : NativeOps(loop, owner, "server accept") {
+    // Addresses are not asked for: the transport reads peername itself.
+    init(op_, OpKind::accept, listen_fd, &AcceptOps::on_complete, kMultishot);
 }
 
-AcceptOps::~AcceptOps() {
-    node_->cancel();
-    close_queued();
-}
+AcceptOps::~AcceptOps() { close_queued(); }
 
 void AcceptOps::want_accept(bool on) {
     if (wanted_ == on) return;
     wanted_ = on;
     if (!on) {
-        if (op_.in_backend && backend_.cancel(op_)) op_.in_backend = false;
+        cancel(op_);
         return;
     }
     if (head_ < accepted_.size()) schedule();
-    if (!op_.in_backend) submit();
+    if (!op_.in_backend()) arm();
     // else: the cancellation is still in flight; its final completion arms again.
 }
 
-void AcceptOps::submit() {
-    try {
-        backend_.submit(op_);
-    } catch (...) {
-        wanted_ = false;
-        throw;
-    }
-    op_.in_backend = true;
+void AcceptOps::arm() {
+    submit(op_, [this] { wanted_ = false; });
 }
 
 void AcceptOps::on_complete(Operation& op, int result) noexcept {
-    auto& o = static_cast<Op&>(op);
-    AcceptOps& a = *o.self;
-    if (!op.more) o.in_backend = false;
+    AcceptOps& a = completed(op);
     if (!a.owner_) {
         if (result >= 0) ::close(result);
-        if (!o.in_backend) delete &a;
+        a.free_if_released();
         return;
     }
     if (result >= 0) {
@@ -63,9 +49,9 @@ void AcceptOps::on_complete(Operation& op, int result) noexcept {
         a.wanted_ = false;  // the owner decides when to accept again
         a.queue(result);
     }
-    if (!o.in_backend && a.wanted_) {
+    if (!a.op_.in_backend() && a.wanted_) {
         try {
-            a.submit();
+            a.arm();
         } catch (...) {
             a.wanted_ = false;
             a.queue(-EIO);
@@ -84,14 +70,7 @@ void AcceptOps::queue(int fd_or_error) noexcept {
     schedule();
 }
 
-void AcceptOps::schedule() noexcept {
-    if (queued_) return;
-    queued_ = true;
-    loop_.schedule_handle(*node_);
-}
-
-void AcceptOps::dispatch() {
-    queued_ = false;
+void AcceptOps::deliver() {
     // An error is delivered even when accepting was turned off by it; connections wait for
     // accepting to be on. The owner may release from inside a call: check before each item.
     while (owner_ && head_ < accepted_.size() && (wanted_ || accepted_[head_] < 0))
@@ -110,12 +89,10 @@ void AcceptOps::close_queued() noexcept {
 }
 
 void AcceptOps::release() noexcept {
-    owner_ = nullptr;
     wanted_ = false;
     close_queued();
-    if (op_.in_backend && backend_.cancel(op_)) op_.in_backend = false;
-    backend_.forget(op_.fd);
-    if (!op_.in_backend) delete this;
+    detach(op_.fd, op_);
+    free_if_released();
 }
 
 }  // namespace tulip::asyncio::detail

@@ -12,14 +12,7 @@
 #include <cstddef>
 #include <vector>
 
-#include "../../backend/backend.hpp"
-#include "dispatch_node.hpp"
-#include "tulip/asyncio/detail/handle_node.hpp"
-#include "tulip/asyncio/detail/ref.hpp"
-
-namespace tulip::asyncio {
-class EventLoop;
-}
+#include "native_ops.hpp"
 
 namespace tulip::asyncio::detail {
 
@@ -33,7 +26,7 @@ protected:
     ~AcceptOpsOwner() = default;
 };
 
-class AcceptOps {
+class AcceptOps : public NativeOps<AcceptOps, AcceptOpsOwner> {
 public:
     static AcceptOps* create(EventLoop& loop, int listen_fd, AcceptOpsOwner& owner);
 
@@ -44,31 +37,21 @@ public:
     void release() noexcept;
 
 private:
-    struct Op : Operation {
-        AcceptOps* self = nullptr;
-        bool in_backend = false;
-    };
-    friend class DispatchNode<AcceptOps>;
+    friend class NativeOps;
 
     AcceptOps(EventLoop& loop, int listen_fd, AcceptOpsOwner& owner);
     ~AcceptOps();
 
-    void submit();
+    void arm();
     static void on_complete(Operation& op, int result) noexcept;
     void queue(int fd_or_error) noexcept;
-    void schedule() noexcept;
-    void dispatch();
+    void deliver();
     void close_queued() noexcept;
 
-    EventLoop& loop_;
-    Backend& backend_;
-    AcceptOpsOwner* owner_;
     Op op_;
     std::vector<int> accepted_;  // new fds and errors, delivered from head_ on
     std::size_t head_ = 0;
-    Ref<HandleNode> node_;
     bool wanted_ = false;
-    bool queued_ = false;
 };
 
 }  // namespace tulip::asyncio::detail

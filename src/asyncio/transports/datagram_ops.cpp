@@ -32,25 +32,12 @@ std::size_t DatagramOps::receive_buffer_size(int family) noexcept {
 }
 
 DatagramOps::DatagramOps(EventLoop& loop, int fd, int family, DatagramOpsOwner& owner)
-    : loop_(loop),
-      backend_(loop.backend()),
-      owner_(&owner),
-      buffer_size_(receive_buffer_size(family)),
-      node_(new DispatchNode<DatagramOps>(this, "datagram transport I/O")) {
-    recv_.kind = OpKind::recvmsg;
-    recv_.fd = fd;
-    recv_.complete = &DatagramOps::on_recv_complete;
-    recv_.self = this;
-    send_.kind = OpKind::sendmsg;
-    send_.fd = fd;
-    send_.complete = &DatagramOps::on_send_complete;
-    send_.self = this;
+    : NativeOps(loop, owner, "datagram transport I/O"), buffer_size_(receive_buffer_size(family)) {
+    init(recv_, OpKind::recvmsg, fd, &DatagramOps::on_recv_complete);
+    init(send_, OpKind::sendmsg, fd, &DatagramOps::on_send_complete);
 }
 
-DatagramOps::~DatagramOps() {
-    node_->cancel();
-    delete[] buffer_;
-}
+DatagramOps::~DatagramOps() { delete[] buffer_; }
 
 // --- receiving --------------------------------------------------------------------------------
 
@@ -59,7 +46,7 @@ void DatagramOps::want_read(bool on) {
     read_wanted_ = on;
     if (!on) {
         // A datagram that completes before the cancellation is held (on_recv_complete).
-        if (recv_.in_backend && backend_.cancel(recv_)) recv_.in_backend = false;
+        cancel(recv_);
         return;
     }
     if (held_) schedule();  // hand it over first; the dispatch arms the next recv
@@ -75,21 +62,13 @@ void DatagramOps::submit_recv() {
     recv_.msg.msg_iovlen = 1;
     recv_.msg.msg_name = &from_;
     recv_.msg.msg_namelen = sizeof from_;
-    try {
-        backend_.submit(recv_);
-    } catch (...) {
-        read_wanted_ = false;
-        throw;
-    }
-    recv_.in_backend = true;
+    submit(recv_, [this] { read_wanted_ = false; });
 }
 
 void DatagramOps::on_recv_complete(Operation& op, int result) noexcept {
-    auto& r = static_cast<Op&>(op);
-    DatagramOps& d = *r.self;
-    r.in_backend = false;  // a one-shot operation: this is its final completion
+    DatagramOps& d = completed(op);  // a one-shot operation: this is its final completion
     if (!d.owner_) {
-        if (d.releasable()) delete &d;
+        d.free_if_released();
         return;
     }
     if (result == -ECANCELED || result == -EAGAIN) {
@@ -126,7 +105,7 @@ void DatagramOps::read_directly() {
         return;
     }
     // A recv armed from inside a callback (reading turned off and on) takes over: stop then.
-    for (int i = 0; i < kMaxDirectReads && owner_ && read_wanted_ && !recv_.in_backend; ++i) {
+    for (int i = 0; i < kMaxDirectReads && owner_ && read_wanted_ && !recv_.in_backend(); ++i) {
         msghdr msg{};
         iovec iov{buffer_, buffer_size_};
         msg.msg_iov = &iov;
@@ -177,23 +156,15 @@ void DatagramOps::send(std::vector<std::byte>&& data, const std::optional<socket
 }
 
 void DatagramOps::submit_send() {
-    try {
-        backend_.submit(send_);
-    } catch (...) {
-        send_finished();
-        throw;
-    }
-    send_.in_backend = true;
+    submit(send_, [this] { send_finished(); });
 }
 
 void DatagramOps::on_send_complete(Operation& op, int result) noexcept {
-    auto& r = static_cast<Op&>(op);
-    DatagramOps& d = *r.self;
-    r.in_backend = false;
+    DatagramOps& d = completed(op);
     if (!d.owner_ || d.send_cancelled_) {
         d.send_cancelled_ = false;
         d.send_finished();
-        if (d.releasable()) delete &d;
+        d.free_if_released();
         return;
     }
     if (result == -EAGAIN || result == -ENOBUFS) {
@@ -219,30 +190,15 @@ void DatagramOps::send_finished() noexcept {
 
 void DatagramOps::cancel_send() noexcept {
     send_result_ = 0;
-    if (send_.in_backend && backend_.cancel(send_)) send_.in_backend = false;
+    cancel(send_);
     // The datagram stays until the final completion: the kernel may still be reading it.
-    if (send_.in_backend) send_cancelled_ = true;
+    if (send_.in_backend()) send_cancelled_ = true;
     else send_finished();
 }
 
 // --- dispatch and release ---------------------------------------------------------------------
 
-void DatagramOps::schedule() noexcept {
-    if (queued_) return;
-    queued_ = true;
-    loop_.schedule_handle(*node_);
-}
-
-void DatagramOps::dispatch() {
-    queued_ = false;
-    dispatching_ = true;
-    struct Done {
-        DatagramOps& d;
-        ~Done() {
-            d.dispatching_ = false;
-            if (d.releasable()) delete &d;
-        }
-    } done{*this};
+void DatagramOps::deliver() {
     if (int sent = std::exchange(send_result_, 0); sent != 0 && owner_) {
         send_finished();
         owner_->on_sent(sent > 0 ? 0 : sent);
@@ -257,14 +213,11 @@ void DatagramOps::dispatch() {
 }
 
 void DatagramOps::release() noexcept {
-    owner_ = nullptr;
     read_wanted_ = false;
     held_ = false;
-    if (recv_.in_backend && backend_.cancel(recv_)) recv_.in_backend = false;
-    if (send_.in_backend && backend_.cancel(send_)) send_.in_backend = false;
-    if (!send_.in_backend) send_finished();
-    backend_.forget(recv_.fd);
-    if (releasable()) delete this;
+    detach(recv_.fd, recv_, send_);
+    if (!send_.in_backend()) send_finished();
+    free_if_released();
 }
 
 }  // namespace tulip::asyncio::detail

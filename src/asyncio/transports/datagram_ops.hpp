@@ -29,15 +29,8 @@
 #include <span>
 #include <vector>
 
-#include "../../backend/backend.hpp"
-#include "dispatch_node.hpp"
-#include "tulip/asyncio/detail/handle_node.hpp"
-#include "tulip/asyncio/detail/ref.hpp"
+#include "native_ops.hpp"
 #include "tulip/socket.hpp"
-
-namespace tulip::asyncio {
-class EventLoop;
-}
 
 namespace tulip::asyncio::detail {
 
@@ -56,7 +49,7 @@ protected:
     ~DatagramOpsOwner() = default;
 };
 
-class DatagramOps {
+class DatagramOps : public NativeOps<DatagramOps, DatagramOpsOwner> {
 public:
     // family: the socket's, which sizes the receive buffer.
     static DatagramOps* create(EventLoop& loop, int fd, int family, DatagramOpsOwner& owner);
@@ -71,7 +64,7 @@ public:
     // RuntimeError while sending().
     void send(std::vector<std::byte>&& data, const std::optional<socket::Address>& to);
     // A send is in flight, or its result is not handed over yet.
-    bool sending() const noexcept { return send_.in_backend || send_result_ != 0; }
+    bool sending() const noexcept { return send_.in_backend() || send_result_ != 0; }
     // The bytes of the datagram in flight; 0 once cancel_send() dropped it.
     std::size_t bytes_in_flight() const noexcept { return send_cancelled_ ? 0 : out_.size(); }
     // abort(): the datagram in flight is dropped if the kernel has not taken it yet, and its
@@ -83,33 +76,22 @@ public:
     void release() noexcept;
 
 private:
-    struct Op : Operation {
-        DatagramOps* self = nullptr;
-        bool in_backend = false;  // submitted and not yet released by the backend
-    };
-    friend class DispatchNode<DatagramOps>;
+    friend class NativeOps;
 
     DatagramOps(EventLoop& loop, int fd, int family, DatagramOpsOwner& owner);
     ~DatagramOps();
 
-    bool can_arm() const noexcept { return owner_ && read_wanted_ && !recv_.in_backend && !held_ && !recv_failed_; }
+    bool can_arm() const noexcept { return owner_ && read_wanted_ && !recv_.in_backend() && !held_ && !recv_failed_; }
     void submit_recv();
     void submit_send();
     void send_finished() noexcept;  // frees the datagram in flight
     static void on_recv_complete(Operation& op, int result) noexcept;
     static void on_send_complete(Operation& op, int result) noexcept;
-    void schedule() noexcept;
-    void dispatch();
+    void deliver();
     void deliver_held();
     void read_directly();
     void rearm() noexcept;
-    bool releasable() const noexcept {
-        return !owner_ && !recv_.in_backend && !send_.in_backend && !dispatching_;
-    }
 
-    EventLoop& loop_;
-    Backend& backend_;
-    DatagramOpsOwner* owner_;
     Op recv_;
     Op send_;
     std::size_t buffer_size_;
@@ -119,7 +101,6 @@ private:
     iovec send_iov_{};
     sockaddr_storage to_{};
     std::vector<std::byte> out_;  // the datagram in flight
-    Ref<HandleNode> node_;        // reused for every dispatch: no allocation per event
     int held_result_ = 0;         // a finished recv not handed over: bytes, or -errno
     int send_result_ = 0;         // a finished send to report: 1 done, -errno failed, 0 none
     int skip_direct_reads_ = 0;   // completions left before read_directly() tries again
@@ -127,8 +108,6 @@ private:
     bool recv_failed_ = false;    // the backend refused to arm the recv: reading is over
     bool read_wanted_ = false;
     bool send_cancelled_ = false;
-    bool queued_ = false;
-    bool dispatching_ = false;    // release() from inside an owner call defers the delete
 };
 
 }  // namespace tulip::asyncio::detail

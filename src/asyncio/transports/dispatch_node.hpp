@@ -1,6 +1,7 @@
-// The one ready-queue node that an I/O helper (StreamOps, AcceptOps) allocates with
-// itself and reuses for every dispatch, so that an event costs no allocation: when the loop runs
-// it, it calls owner->dispatch(). drop_callback() (the loop closing) detaches the owner.
+// The one ready-queue node that a completion-backend I/O helper (NativeOps: StreamOps, AcceptOps,
+// DatagramOps) allocates with itself and reuses for every dispatch, so that an event costs no
+// allocation: when the loop runs it, it calls owner->dispatch(). drop_callback() (the loop
+// closing) detaches the owner.
 #pragma once
 
 #include <string>

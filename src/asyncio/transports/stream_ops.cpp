@@ -10,20 +10,12 @@ namespace tulip::asyncio::detail {
 StreamOps* StreamOps::create(EventLoop& loop, int fd, StreamOpsOwner& owner) { return new StreamOps(loop, fd, owner); }
 
 StreamOps::StreamOps(EventLoop& loop, int fd, StreamOpsOwner& owner)
-    : loop_(loop), backend_(loop.backend()), owner_(&owner), node_(new DispatchNode<StreamOps>(this, "transport I/O")) {
-    recv_.kind = OpKind::recv;
-    recv_.flags = kMultishot | kProvidedBuffer;
-    recv_.fd = fd;
-    recv_.complete = &StreamOps::on_recv_complete;
-    recv_.self = this;
-    send_.kind = OpKind::send;
-    send_.fd = fd;
-    send_.complete = &StreamOps::on_send_complete;
-    send_.self = this;
+    : NativeOps(loop, owner, "transport I/O") {
+    init(recv_, OpKind::recv, fd, &StreamOps::on_recv_complete, kMultishot | kProvidedBuffer);
+    init(send_, OpKind::send, fd, &StreamOps::on_send_complete);
 }
 
 StreamOps::~StreamOps() {
-    node_->cancel();
     give_back_queued();
     send_finished();
 }
@@ -34,32 +26,24 @@ void StreamOps::want_read(bool on) {
     if (read_wanted_ == on) return;
     read_wanted_ = on;
     if (!on) {
-        if (recv_.in_backend && backend_.cancel(recv_)) recv_.in_backend = false;
+        cancel(recv_);
         park_queued();
         return;
     }
     if (!parked_.empty() || received_head_ < received_.size() || end_pending_) schedule();  // what waited meanwhile
-    if (!recv_.in_backend && !read_ended_) submit_recv();
+    if (!recv_.in_backend() && !read_ended_) submit_recv();
     // else: a cancellation is still in flight; its final completion re-arms.
 }
 
 void StreamOps::submit_recv() {
-    try {
-        backend_.submit(recv_);
-    } catch (...) {
-        read_wanted_ = false;
-        throw;
-    }
-    recv_.in_backend = true;
+    submit(recv_, [this] { read_wanted_ = false; });
 }
 
 void StreamOps::on_recv_complete(Operation& op, int result) noexcept {
-    auto& r = static_cast<Op&>(op);
-    StreamOps& s = *r.self;
-    if (!op.more) r.in_backend = false;
+    StreamOps& s = completed(op);
     if (!s.owner_) {  // released: hand buffers straight back
         if (result > 0) s.backend_.give_back(op.buffer_id);
-        if (s.releasable()) delete &s;
+        s.free_if_released();
         return;
     }
     if (result > 0) {
@@ -68,7 +52,7 @@ void StreamOps::on_recv_complete(Operation& op, int result) noexcept {
         s.end_read(result);  // EOF or an error: the recv's last completion
     }
     // Reading came back on while the cancellation was in flight: arm again.
-    if (!r.in_backend && s.read_wanted_ && !s.read_ended_) {
+    if (!s.recv_.in_backend() && s.read_wanted_ && !s.read_ended_) {
         try {
             s.submit_recv();
         } catch (...) {
@@ -82,7 +66,7 @@ void StreamOps::queue_buffer(std::uint16_t id, std::uint32_t offset, std::uint32
         try {
             park(id, offset, bytes);  // gives the buffer back, even when it throws
         } catch (...) {
-            if (recv_.in_backend && backend_.cancel(recv_)) recv_.in_backend = false;
+            cancel(recv_);
             end_read(-ENOMEM);
         }
         return;
@@ -92,7 +76,7 @@ void StreamOps::queue_buffer(std::uint16_t id, std::uint32_t offset, std::uint32
     } catch (...) {
         // No memory to queue it: the read ends with an error and the buffer goes back.
         backend_.give_back(id);
-        if (recv_.in_backend && backend_.cancel(recv_)) recv_.in_backend = false;
+        cancel(recv_);
         end_read(-ENOMEM);
         return;
     }
@@ -164,7 +148,7 @@ void StreamOps::park_queued() noexcept {
     } catch (...) {
         // No memory to keep the bytes: the read ends with an error.
         give_back_queued();
-        if (recv_.in_backend && backend_.cancel(recv_)) recv_.in_backend = false;
+        cancel(recv_);
         end_read(-ENOMEM);
     }
     received_.clear();
@@ -184,17 +168,14 @@ void StreamOps::submit_send() {
     if (!iov_) iov_ = static_cast<iovec*>(block_cache::allocate(kMaxIov * sizeof(iovec)));
     send_.msg.msg_iov = iov_;
     send_.msg.msg_iovlen = static_cast<std::size_t>(in_flight_.gather(iov_, kMaxIov));
-    backend_.submit(send_);
-    send_.in_backend = true;
+    submit(send_);
 }
 
 void StreamOps::on_send_complete(Operation& op, int result) noexcept {
-    auto& r = static_cast<Op&>(op);
-    StreamOps& s = *r.self;
-    r.in_backend = false;
+    StreamOps& s = completed(op);
     if (!s.owner_) {
         s.send_finished();
-        if (s.releasable()) delete &s;
+        s.free_if_released();
         return;
     }
     if (result < 0 || s.send_cancelled_) {
@@ -230,36 +211,26 @@ void StreamOps::send_finished() noexcept {
 }
 
 void StreamOps::cancel_send() noexcept {
-    if (send_.in_backend && backend_.cancel(send_)) send_.in_backend = false;
+    cancel(send_);
     // The chunks stay until the final completion: the kernel may still be reading them.
-    if (send_.in_backend) send_cancelled_ = true;
+    if (send_.in_backend()) send_cancelled_ = true;
     else send_finished();
     send_result_ = 0;
 }
 
 // --- dispatch and release ---------------------------------------------------------------------
 
-void StreamOps::schedule() noexcept {
-    if (queued_) return;
-    queued_ = true;
-    loop_.schedule_handle(*node_);
-}
-
-void StreamOps::dispatch() {
-    queued_ = false;
+void StreamOps::deliver() {
     if (int sent = std::exchange(send_result_, 0); sent != 0 && owner_) owner_->on_sent(sent > 0 ? 0 : sent);
     if (owner_) deliver_received();
 }
 
 void StreamOps::release() noexcept {
-    owner_ = nullptr;
     read_wanted_ = false;
     give_back_queued();
-    if (recv_.in_backend && backend_.cancel(recv_)) recv_.in_backend = false;
-    if (send_.in_backend && backend_.cancel(send_)) send_.in_backend = false;
-    if (!send_.in_backend) send_finished();
-    backend_.forget(recv_.fd);
-    if (releasable()) delete this;
+    detach(recv_.fd, recv_, send_);
+    if (!send_.in_backend()) send_finished();
+    free_if_released();
 }
 
 }  // namespace tulip::asyncio::detail

@@ -27,15 +27,8 @@
 #include <span>
 #include <vector>
 
-#include "../../backend/backend.hpp"
-#include "dispatch_node.hpp"
-#include "tulip/asyncio/detail/handle_node.hpp"
-#include "tulip/asyncio/detail/ref.hpp"
+#include "native_ops.hpp"
 #include "write_buffer.hpp"
-
-namespace tulip::asyncio {
-class EventLoop;
-}
 
 namespace tulip::asyncio::detail {
 
@@ -55,7 +48,7 @@ protected:
     ~StreamOpsOwner() = default;
 };
 
-class StreamOps {
+class StreamOps : public NativeOps<StreamOps, StreamOpsOwner> {
 public:
     static StreamOps* create(EventLoop& loop, int fd, StreamOpsOwner& owner);
 
@@ -83,17 +76,13 @@ public:
     void release() noexcept;
 
 private:
-    struct Op : Operation {
-        StreamOps* self = nullptr;
-        bool in_backend = false;  // submitted and not yet released by the backend
-    };
     // Bytes a completion left in a provided buffer, for the dispatch.
     struct Received {
         std::uint32_t offset;
         std::uint32_t bytes;
         std::uint16_t buffer_id;
     };
-    friend class DispatchNode<StreamOps>;
+    friend class NativeOps;
     // Chunks coalesce up to 16 KiB, so 16 iovecs carry up to 256 KiB per send. They are taken
     // from the block cache only while a send is in flight: an idle connection keeps none.
     static constexpr int kMaxIov = 16;
@@ -108,17 +97,12 @@ private:
     static void on_send_complete(Operation& op, int result) noexcept;
     void queue_buffer(std::uint16_t id, std::uint32_t offset, std::uint32_t bytes) noexcept;
     void end_read(int result) noexcept;
-    void schedule() noexcept;
-    void dispatch();
+    void deliver();
     void deliver_received();
     void give_back_queued() noexcept;
     void park(std::uint16_t id, std::uint32_t offset, std::uint32_t bytes);
     void park_queued() noexcept;
-    bool releasable() const noexcept { return !owner_ && !recv_.in_backend && !send_.in_backend; }
 
-    EventLoop& loop_;
-    Backend& backend_;
-    StreamOpsOwner* owner_;
     Op recv_;
     Op send_;
     iovec* iov_ = nullptr;            // kMaxIov of them while a send is in flight
@@ -129,14 +113,12 @@ private:
     // at a time, as received_ is: an owner that pauses again after each gets them in pieces.
     std::deque<std::vector<std::byte>> parked_;
     int send_result_ = 0;             // a finished send to report: 1 done, -errno failed, 0 none
-    Ref<HandleNode> node_;            // reused for every dispatch: no allocation per event
     bool read_wanted_ = false;
     bool read_ended_ = false;         // the recv reached its end (EOF or an error)
     bool end_pending_ = false;        // ... which the owner has not been told yet
     int end_result_ = 0;              // 0 (EOF) or -errno
     bool send_cancelled_ = false;
     bool batching_ = false;
-    bool queued_ = false;
 };
 
 }  // namespace tulip::asyncio::detail
