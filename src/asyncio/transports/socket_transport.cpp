@@ -57,7 +57,10 @@ SocketTransport::SocketTransport(EventLoop& loop, socket::Socket sock, std::shar
 SocketTransport::~SocketTransport() { release_socket(); }
 
 void SocketTransport::start(std::optional<Future<void>> waiter) {
-    if (loop_.backend().native_socket_ops()) ops_ = StreamOps::create(loop_, sock_.fileno(), *this);
+    // A DirectReceiver (the streams' protocol) is served by readiness on every backend: its
+    // reads go straight into the caller's buffer, which beats a completion backend's provided
+    // buffer and the copy out of it (docs/backends.md).
+    if (loop_.backend().native_socket_ops() && !direct_) ops_ = StreamOps::create(loop_, sock_.fileno(), *this);
     else watch_ = FdWatch::create(loop_, sock_.fileno(), *this);
     loop_.resources().add(*this);
     if (server_) server_->attach();
