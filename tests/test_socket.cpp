@@ -629,3 +629,24 @@ TEST_CASE("socket: Socket(Fileno) of something that is not a socket leaves the f
     ::close(pipe_fds[0]);
     ::close(pipe_fds[1]);
 }
+
+TEST_CASE("socket: open_id names each open socket, moves with it, and is 0 once closed", "[socket]") {
+    NoFdLeak no_leak;
+    auto [a, b] = socket::socketpair();
+    CHECK(a.open_id() != 0);
+    CHECK(b.open_id() != 0);
+    CHECK(a.open_id() != b.open_id());
+    const auto id = a.open_id();
+    Socket moved(std::move(a));
+    CHECK(moved.open_id() == id);
+    CHECK(a.open_id() == 0);  // NOLINT(bugprone-use-after-move): a moved-from socket is closed
+    Socket copy = moved.dup();
+    CHECK(copy.open_id() != id);  // another fd on the same file: another open socket
+    moved.close();
+    CHECK(moved.open_id() == 0);
+    Socket next(AF_INET, SOCK_STREAM);  // likely on the number just closed: a new id all the same
+    CHECK(next.open_id() != id);
+    int raw = b.detach();
+    CHECK(b.open_id() == 0);
+    ::close(raw);
+}

@@ -212,6 +212,12 @@ public:
     Socket dup() const;
     // The fd, or -1 once closed or detached.
     int fileno() const noexcept { return fd_; }
+    // A number naming this open socket (a process-wide 32-bit counter, never 0, that repeats
+    // only after four billion sockets): each fd a Socket opens or adopts gets a new one, a move
+    // carries it along. An event loop that keeps an fd
+    // registered between waits compares it to tell the same socket from a new one that reuses
+    // a closed fd's number. 0 once closed or detached.
+    std::uint64_t open_id() const noexcept { return fd_ < 0 ? 0 : open_id_; }
 
     Address getpeername() const;
     Address getsockname() const;
@@ -299,6 +305,7 @@ private:
     int type_ = 0;
     int proto_ = 0;
     double timeout_ = -1.0;  // < 0: blocking (None); 0: non-blocking; > 0: seconds
+    std::uint64_t open_id_ = 0;
 
     friend std::pair<Socket, Socket> socketpair(int, int, int);
     friend Socket fromfd(int, int, int, int);

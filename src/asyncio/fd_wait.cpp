@@ -43,6 +43,7 @@ void FdReadyAwaiter::await_suspend(std::coroutine_handle<> h) {
     op_->kind = OpKind::poll;
     op_->fd = fd_;
     op_->poll_events = events_;
+    op_->file_token = file_token_;
     op_->complete = &FdWaitOp::complete_op;
     op_->waiter = this;
     try {
@@ -87,7 +88,11 @@ void FdReadyAwaiter::withdraw() noexcept {
     if (loop_->backend().cancel(*op_)) op_->in_backend = false;
 }
 
-FdReadyAwaiter wait_readable(EventLoop& loop, int fd) noexcept { return FdReadyAwaiter(loop, fd, kPollIn); }
-FdReadyAwaiter wait_writable(EventLoop& loop, int fd) noexcept { return FdReadyAwaiter(loop, fd, kPollOut); }
+FdReadyAwaiter wait_readable(EventLoop& loop, int fd, std::uint32_t file_token) noexcept {
+    return FdReadyAwaiter(loop, fd, kPollIn, file_token);
+}
+FdReadyAwaiter wait_writable(EventLoop& loop, int fd, std::uint32_t file_token) noexcept {
+    return FdReadyAwaiter(loop, fd, kPollOut, file_token);
+}
 
 }  // namespace tulip::asyncio::detail

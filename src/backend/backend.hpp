@@ -63,6 +63,11 @@ struct Operation {
     int fd = -1;
     Complete complete = nullptr;
     std::uint32_t poll_events = 0;  // poll: what to watch for
+    // poll, optional: nonzero when the owner's syscall has just failed with EAGAIN (so the next
+    // edge is what it waits for) and this number names the open file behind fd (the same for
+    // every wait on that file, another for a new file that reuses the number). A backend may
+    // then wait for an edge and keep the fd registered between such waits (epoll does).
+    std::uint32_t file_token = 0;
 
     void* buf = nullptr;         // recv: where to read (unless kProvidedBuffer)
     std::size_t len = 0;         // recv: how much at most

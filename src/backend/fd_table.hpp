@@ -21,6 +21,11 @@ public:
         Operation* writer = nullptr;
         // kPollIn/kPollOut bits the backend's kernel object currently has for the fd.
         std::uint32_t registered = 0;
+        // epoll: the registration is the edge-triggered one of waits that carry a file token
+        // (Operation::file_token), kept after their last operation is released; `token` names
+        // the open file it was made for. Poll and select do not use these.
+        bool edge = false;
+        std::uint32_t token = 0;
 
         // Socket operations, queued in submission order per direction.
         Operation* read_head = nullptr;

@@ -4,6 +4,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <utility>
@@ -29,6 +30,16 @@ double checked_timeout(std::optional<double> seconds, const char* call) {
     return *seconds;
 }
 
+// Socket::open_id(): 32-bit values that are never 0, so that a loop can pack one beside an fd.
+std::uint64_t next_open_id() noexcept {
+    static std::atomic<std::uint32_t> counter{0};
+    std::uint32_t id;
+    do {
+        id = counter.fetch_add(1, std::memory_order_relaxed) + 1;
+    } while (id == 0);
+    return id;
+}
+
 void close_quietly(int fd) noexcept {
     if (fd >= 0) ::close(fd);  // Linux frees the fd even when close() reports EINTR or EIO
 }
@@ -41,6 +52,7 @@ Socket::Socket(int family, int type, int proto) {
         raise_last_os_error("socket(family=" + std::to_string(family) + ", type=" + std::to_string(type) +
                             ", proto=" + std::to_string(proto) + ")");
     fd_ = fd;
+    open_id_ = next_open_id();
     family_ = family;
     type_ = type & ~kTypeFlags;
     proto_ = proto;
@@ -72,7 +84,7 @@ Socket::Socket(Fileno fileno) {
 }
 
 Socket::Socket(int fd, int family, int type, int proto)
-    : fd_(fd), family_(family), type_(type & ~kTypeFlags), proto_(proto) {
+    : fd_(fd), family_(family), type_(type & ~kTypeFlags), proto_(proto), open_id_(next_open_id()) {
     try {
         if (auto t = getdefaulttimeout()) apply_timeout(*t);
     } catch (...) {
@@ -86,7 +98,8 @@ Socket::Socket(Socket&& other) noexcept
       family_(other.family_),
       type_(other.type_),
       proto_(other.proto_),
-      timeout_(other.timeout_) {}
+      timeout_(other.timeout_),
+      open_id_(other.open_id_) {}
 
 Socket& Socket::operator=(Socket&& other) noexcept {
     if (this != &other) {
@@ -95,6 +108,7 @@ Socket& Socket::operator=(Socket&& other) noexcept {
         type_ = other.type_;
         proto_ = other.proto_;
         timeout_ = other.timeout_;
+        open_id_ = other.open_id_;
     }
     return *this;
 }

@@ -294,7 +294,8 @@ public:
     // The socket must be in non-blocking mode (setblocking(false)), else ValueError: a blocking
     // call would stall every task of the loop. Each tries the call at once and waits for
     // readiness only when it would block. A cancelled operation leaves the socket usable and
-    // nothing registered with the backend (a cancelled sock_sendall may have sent a part).
+    // no operation in the backend (a cancelled sock_sendall may have sent a part); epoll may
+    // keep the fd in its set until an event or the socket's close (docs/backends.md).
     Coro<std::string> sock_recv(socket::Socket& sock, std::size_t nbytes);
     Coro<std::size_t> sock_recv_into(socket::Socket& sock, std::span<std::byte> buf);
     Coro<std::pair<std::string, socket::Address>> sock_recvfrom(socket::Socket& sock, std::size_t bufsize);

@@ -4,6 +4,9 @@
 // The wait is a one-shot poll operation on the loop's backend (every backend has one, a
 // completion backend included), so a cancelled wait consumes nothing from the fd: the data
 // stays in the socket for the next reader, as with Python's selector loop.
+//
+// A wait that follows an EAGAIN may name the open file with a token (socket::Socket::open_id):
+// epoll then keeps the fd registered between waits on that file (docs/backends.md).
 #pragma once
 
 #include <coroutine>
@@ -24,9 +27,10 @@ struct FdWaitOp;
 
 class FdReadyAwaiter final : public Waitable {
 public:
-    // events: kPollIn or kPollOut (see wait_readable()/wait_writable()).
-    FdReadyAwaiter(EventLoop& loop, int fd, std::uint32_t events) noexcept
-        : loop_(&loop), fd_(fd), events_(events) {}
+    // events: kPollIn or kPollOut (see wait_readable()/wait_writable()). file_token: 0, or the
+    // open file's token when the caller's syscall on fd has just failed with EAGAIN.
+    FdReadyAwaiter(EventLoop& loop, int fd, std::uint32_t events, std::uint32_t file_token = 0) noexcept
+        : loop_(&loop), fd_(fd), events_(events), file_token_(file_token) {}
     FdReadyAwaiter(const FdReadyAwaiter&) = delete;
     FdReadyAwaiter& operator=(const FdReadyAwaiter&) = delete;
     // A wait abandoned mid-way (its task destroyed) withdraws its operation from the backend.
@@ -48,6 +52,7 @@ private:
     EventLoop* loop_;
     int fd_;
     std::uint32_t events_;
+    std::uint32_t file_token_;
     FdWaitOp* op_ = nullptr;
     TaskCore* task_ = nullptr;
     Ref<FutureStateBase> keep_alive_;
@@ -57,7 +62,7 @@ private:
     std::string cancel_message_;
 };
 
-FdReadyAwaiter wait_readable(EventLoop& loop, int fd) noexcept;
-FdReadyAwaiter wait_writable(EventLoop& loop, int fd) noexcept;
+FdReadyAwaiter wait_readable(EventLoop& loop, int fd, std::uint32_t file_token = 0) noexcept;
+FdReadyAwaiter wait_writable(EventLoop& loop, int fd, std::uint32_t file_token = 0) noexcept;
 
 }  // namespace tulip::asyncio::detail
