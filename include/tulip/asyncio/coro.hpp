@@ -223,15 +223,18 @@ private:
             if (h_.promise().finished()) throw RuntimeError("cannot reuse already awaited coroutine");
             return Awaiter{h_, this};
         }
+        // Made finished and not awaited yet: the usual case first.
+        if (ready_ == detail::CoroReady::value || ready_ == detail::CoroReady::error) [[likely]]
+            return Awaiter{{}, this};
         if (ready_ == detail::CoroReady::no)
             throw RuntimeError("cannot await an empty Coro (moved from or given to a task)");
-        if (ready_ == detail::CoroReady::taken) throw RuntimeError("cannot reuse already awaited coroutine");
-        return Awaiter{{}, this};
+        throw RuntimeError("cannot reuse already awaited coroutine");
     }
     // The outcome of a Coro made finished, once.
     T take_ready() {
         ready_ = detail::CoroReady::taken;
-        if (error_) std::rethrow_exception(std::exchange(error_, {}));
+        if (error_) [[unlikely]]
+            std::rethrow_exception(std::exchange(error_, {}));
         if constexpr (!std::is_void_v<T>) return std::move(*ready_value_.value);
     }
     // The frame that release() gives a Coro made finished.

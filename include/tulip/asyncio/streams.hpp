@@ -137,13 +137,13 @@ public:
     // feed_data()'s side: copies what fits of data into that buffer and returns how much (0
     // without one). Once only: the waiter is woken next.
     std::size_t deliver(std::string_view data) noexcept;
-    // The transport received n bytes into direct_buffer() itself. Once only.
-    void delivered(std::size_t n) noexcept {
-        received_ = n;
-        direct_ = {};
-    }
+    // The transport received n bytes into direct_buffer() itself. Once only: the reader lets go
+    // of the waiter next.
+    void delivered(std::size_t n) noexcept { received_ = n; }
     // How many bytes went straight into the buffer.
     std::size_t received() const noexcept { return received_; }
+    // Whether prepare() registered it (then it suspended, and its task resumes it).
+    bool registered() const noexcept { return task_ != nullptr; }
 
 private:
     // prepare()'s registration once the checks passed.
@@ -186,7 +186,6 @@ private:
     detail::Ref<detail::StreamReaderStateBase> state_;
     std::span<std::byte> buffer_;
     detail::StreamDataWaiter waiter_;
-    bool waited_ = false;
 };
 
 // Buffers what a protocol feeds it and hands it out to one reading coroutine at a time.

@@ -69,16 +69,14 @@ bool ReadIntoAwaiter::await_ready() {
     StreamReaderState& s = state();
     s.raise_if_failed();
     if (buffer_.empty() || !s.buffer().empty() || s.eof()) return true;
-    waited_ = true;
     waiter_.receive_into(buffer_);
     waiter_.prepare(s, "read_into");
     return false;
 }
 
-
 std::size_t ReadIntoAwaiter::await_resume() {
     std::size_t got = 0;
-    if (waited_) {
+    if (waiter_.registered()) {  // the read waited
         got = waiter_.received();
         if (waiter_.must_raise()) [[unlikely]]
             raise_after_wait(got);

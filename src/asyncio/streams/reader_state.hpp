@@ -113,9 +113,11 @@ public:
     Coro<std::string> readuntil(std::span<const std::string_view> separators);
 
     // Receiving straight into a waiting read_into()'s buffer (StreamReaderProtocol's side of
-    // detail::DirectReceiver): the buffer while one waits and nothing is buffered, else empty.
+    // detail::DirectReceiver): the buffer while one waits, else empty. Only read_into() gives
+    // its waiter a buffer, and it waits only on an empty stream, which stays empty while it
+    // waits (the first data wakes it), so there is nothing buffered to go first.
     std::span<std::byte> direct_buffer() const noexcept {
-        return waiter_ && buffer_.empty() ? waiter_->direct_buffer() : std::span<std::byte>();
+        return waiter_ ? waiter_->direct_buffer() : std::span<std::byte>();
     }
     // n > 0 bytes were received into direct_buffer(): wakes the read.
     void direct_received(std::size_t n) noexcept {
