@@ -93,6 +93,9 @@ private:
     void start(std::optional<Future<void>> waiter);
     void call_connection_made(std::optional<Future<void>> waiter);
     void read_ready();
+    // I/O: one recv into buf; the bytes received, or 0 when there is nothing to hand over (it
+    // would block, or EOF or an error, which it handles).
+    std::size_t receive(std::span<std::byte> buf);
     void read_ready_stream();
     // A DirectReceiver's read: into its buffer when it offers one, else read_ready_stream().
     void read_ready_direct();
