@@ -314,21 +314,31 @@ TEST_CASE_METHOD(LoopFixture, "transport: a loop closed with transports open lea
     }());
 }
 
+namespace {
+// What the protocols that receive into a buffer of their own record: the bytes, in order, and
+// the loss of the connection.
+template <std::size_t N>
+struct OwnBufferRecord {
+    std::array<std::byte, N> buf{};
+    std::string got;
+    int lost = 0;
+    tulip::testing::Changes changes;
+    void filled(std::size_t n) {
+        got.append(reinterpret_cast<const char*>(buf.data()), n);
+        changes.notify();
+    }
+    void ended() {
+        ++lost;
+        changes.notify();
+    }
+};
+}  // namespace
+
 TEST_CASE_METHOD(LoopFixture, "transport: BufferedProtocol reads straight into its own buffer", "[transports]") {
-    struct Buffered : asyncio::BufferedProtocol {
-        std::array<std::byte, 3> buf{};
-        std::string got;
-        int lost = 0;
-        tulip::testing::Changes changes;
+    struct Buffered : asyncio::BufferedProtocol, OwnBufferRecord<3> {
         std::span<std::byte> get_buffer(std::size_t) override { return buf; }
-        void buffer_updated(std::size_t n) override {
-            got.append(reinterpret_cast<const char*>(buf.data()), n);
-            changes.notify();
-        }
-        void connection_lost(std::exception_ptr) override {
-            ++lost;
-            changes.notify();
-        }
+        void buffer_updated(std::size_t n) override { filled(n); }
+        void connection_lost(std::exception_ptr) override { ended(); }
     };
     run([&]() -> asyncio::Coro<> {
         auto [ours, peer] = tulip::socket::socketpair();
@@ -346,29 +356,21 @@ TEST_CASE_METHOD(LoopFixture, "transport: a DirectReceiver's offered buffer is r
     // Offers a 5-byte buffer every other time; the bytes come through direct_received() when
     // it offers one and through data_received() when not, in order either way. On a completion
     // backend too: a DirectReceiver's transport is served by readiness there.
-    struct Direct : asyncio::Protocol, asyncio::detail::DirectReceiver {
-        std::array<std::byte, 5> buf{};
-        std::string got;
+    struct Direct : asyncio::Protocol, asyncio::detail::DirectReceiver, OwnBufferRecord<5> {
         int offers = 0;
         int direct = 0;
-        int lost = 0;
-        tulip::testing::Changes changes;
         std::span<std::byte> direct_buffer() noexcept override {
             return (offers++ % 2 == 0) ? std::span<std::byte>(buf) : std::span<std::byte>();
         }
         void direct_received(std::size_t n) override {
             ++direct;
-            got.append(reinterpret_cast<const char*>(buf.data()), n);
-            changes.notify();
+            filled(n);
         }
         void data_received(std::string_view data) override {
             got += data;
             changes.notify();
         }
-        void connection_lost(std::exception_ptr) override {
-            ++lost;
-            changes.notify();
-        }
+        void connection_lost(std::exception_ptr) override { ended(); }
     };
     run([&]() -> asyncio::Coro<> {
         auto [ours, peer] = tulip::socket::socketpair();
