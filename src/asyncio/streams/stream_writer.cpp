@@ -13,11 +13,7 @@ namespace detail {
 struct StreamWriterState {
     StreamWriterState(std::shared_ptr<Transport> t, std::shared_ptr<FlowControlMixin> p,
                       std::optional<StreamReader> r)
-        : transport(std::move(t)),
-          protocol(std::move(p)),
-          reader(std::move(r)),
-          reader_state(reader ? &reader->state() : nullptr),
-          loop(&get_event_loop()) {}
+        : transport(std::move(t)), protocol(std::move(p)), reader(std::move(r)), loop(&get_event_loop()) {}
     StreamWriterState(const StreamWriterState&) = delete;
     StreamWriterState& operator=(const StreamWriterState&) = delete;
 
@@ -35,12 +31,11 @@ struct StreamWriterState {
 
     // The reader's exception, or null (also without a reader): read in place, without the
     // copy that StreamReader::exception() returns.
-    bool reader_failed() const noexcept { return reader_state && reader_state->failed(); }
+    bool reader_failed() const noexcept { return reader && reader->state().failed(); }
 
     std::shared_ptr<Transport> transport;
     std::shared_ptr<FlowControlMixin> protocol;
     std::optional<StreamReader> reader;
-    const StreamReaderState* reader_state;  // reader's, or null: what drain() checks
     EventLoop* loop;
 };
 
