@@ -260,8 +260,8 @@ public:
     // CancelledError and takes nothing. The buffer must stay valid until the read returns.
     // While it waits, the data that wakes it goes straight into the buffer, not through the
     // stream's: received there by the socket transport itself for a buffer of at least
-    // StreamReaderProtocol::direct_receive_min bytes on a readiness backend (what does not fit
-    // stays in the socket), else copied there by feed_data() (what does not fit is buffered).
+    // StreamReaderProtocol::direct_receive_min bytes, on every backend (what does not fit stays
+    // in the socket), else copied there by feed_data() (what does not fit is buffered).
     // A read cancelled after that puts the bytes back at the front of the stream's buffer, so
     // that it still takes nothing.
     // Allocates nothing: no string, no coroutine frame, no future, so that a loop of

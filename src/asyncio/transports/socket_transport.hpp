@@ -7,7 +7,8 @@
 // the next recv instead.
 // Write path: write() tries send() at once and buffers only what the kernel did not take; the
 // buffer goes out vectored (sendmsg, MSG_NOSIGNAL) when the socket drains.
-// On a completion backend (io_uring) the transport reads and sends through StreamOps instead:
+// On a completion backend (io_uring), unless the protocol is a DirectReceiver (whose reads are
+// better served by readiness there too), the transport reads and sends through StreamOps instead:
 // a multishot recv on provided buffers (an idle connection pins no read buffer) and one vectored
 // send at a time for what the kernel did not take at once (a write with nothing queued still
 // tries send() first, so that nothing is copied when it all goes out).

@@ -3,9 +3,10 @@
 // and skip the copy that data_received() would make. StreamReaderProtocol is one: while a
 // read_into() waits on an empty stream, the kernel copies the data into the caller's buffer.
 //
-// tulip's own interface, beside Python's Protocol contract: a transport that does not know it
-// (or a completion backend, which receives into its provided buffers) simply calls
-// data_received(), and the protocol must handle that as usual.
+// tulip's own interface, beside Python's Protocol contract. The socket transport serves a
+// DirectReceiver by readiness on every backend (io_uring included: receiving into a kernel
+// buffer and copying would undo the point). A transport that does not know the interface
+// simply calls data_received(), and the protocol must handle that as usual.
 #pragma once
 
 #include <cstddef>
